@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The JSON configuration: a root array of interface objects (README, "Configuration"). */
+#pragma once
+
+#include <stddef.h>
+
+#include <tapotun/plugin.h>
+
+#include "macro.h"
+
+typedef struct Config {
+        TapotunIfaceConfig *ifaces;
+        size_t n_ifaces;
+} Config;
+
+/* Defaults */
+#define CONFIG_DEFAULT_MTU 1500u
+#define CONFIG_DEFAULT_LISTEN "127.0.0.1"
+#define CONFIG_DEFAULT_PEER_TIMEOUT_USEC (180u * 1000000ull)
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 4096u
+#define CONFIG_DEFAULT_MAX_PUTS 4u
+#define CONFIG_DEFAULT_QUEUE_BYTES (12u * 1024u * 1024u)
+#define CONFIG_DEFAULT_MARK_PRIORITY 10000u
+
+/* Parses and validates TEXT; LABEL names it in messages (usually the file name). On success returns 0
+ * and *RET. On failure returns -EINVAL and, in *RET_ERRORS, a NULL-terminated array of every problem
+ * found, each "LABEL: PATH: message" (or "LABEL:LINE:COLUMN: message" for JSON syntax), translated.
+ * Free it with strv_free(). Other negative errnos for OOM. */
+int config_parse(const char *text, size_t size, const char *label, Config **ret, char ***ret_errors);
+
+/* The same for a file; a file that cannot be read is one error in *RET_ERRORS (-errno returned). */
+int config_load(const char *path, Config **ret, char ***ret_errors);
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* The interface with NAME, or NULL. */
+const TapotunIfaceConfig *config_find(const Config *c, const char *name);
+
+const char *tapotun_mode_to_string(TapotunMode m);
+TapotunMode tapotun_mode_from_string(const char *s);
+
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+size_t strv_length(char *const *l);

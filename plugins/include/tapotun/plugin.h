@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/* The tapotun plugin ABI: the only header a plugin includes.
+ *
+ * A plugin is a shared object that exports one data symbol, `tapotun_plugin`, a const TapotunPlugin.
+ * The daemon loads it with RTLD_LOCAL and passes its services in through TapotunHost; a plugin never
+ * calls a daemon symbol. Every struct here starts with a version or size and only grows at the end, so
+ * an older plugin keeps working with a newer daemon of the same abi_major. */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#define TAPOTUN_PLUGIN_ABI_MAJOR 1u
+#define TAPOTUN_PLUGIN_SYMBOL "tapotun_plugin"
+#define TAPOTUN_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* Wire constants, PROTOCOL.md section 3. */
+#define TAPOTUN_LEN_SIZE 2u
+#define TAPOTUN_VNET_HDR_SIZE 12u
+#define TAPOTUN_PACKET_MIN 20u
+#define TAPOTUN_PACKET_MAX 65535u
+#define TAPOTUN_FRAME_MAX (TAPOTUN_LEN_SIZE + TAPOTUN_VNET_HDR_SIZE + TAPOTUN_PACKET_MAX)
+#define TAPOTUN_KEEPALIVE_USEC (55u * 1000000u)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Configuration, as validated by the daemon (see the README for the JSON format). */
+
+typedef struct TapotunPrefix {
+        int family; /* AF_INET or AF_INET6; 0 when unset */
+        uint8_t prefixlen;
+        union {
+                struct in_addr in;
+                struct in6_addr in6;
+                uint8_t bytes[16];
+        } addr;
+} TapotunPrefix;
+
+typedef enum TapotunMode {
+        TAPOTUN_MODE_SERVER,
+        TAPOTUN_MODE_CLIENT,
+        _TAPOTUN_MODE_MAX,
+} TapotunMode;
+
+typedef struct TapotunClientConfig {
+        char *name;            /* label for logs and the bus: `name`, or "client<N>" */
+        char token[41];        /* lowercase hex SHA-1 of the raw token */
+        uint8_t token_sha1[20];
+        TapotunPrefix ip;      /* the client's IPv4 address (host prefix) or unset */
+        TapotunPrefix ip6;     /* the client's IPv6 address (host prefix) or unset */
+        TapotunPrefix *routes;
+        size_t n_routes;
+        TapotunPrefix *sources; /* host prefixes */
+        size_t n_sources;
+        bool allow_spoofing;   /* accept any source address from this client */
+} TapotunClientConfig;
+
+typedef struct TapotunIfaceConfig {
+        char name[16];
+        TapotunMode mode;
+        uint32_t mark_value;   /* 0: no fwmark policy routing */
+        uint32_t mark_table;
+        uint32_t mark_priority;
+        uint32_t mtu;
+
+        /* server */
+        char *listen;          /* address to bind, default "127.0.0.1" */
+        uint16_t port;
+        TapotunPrefix net;     /* the server's IPv4 address and prefix on the tunnel, or unset */
+        TapotunPrefix net6;    /* the server's IPv6 address and prefix on the tunnel, or unset */
+        TapotunPrefix *ips;
+        size_t n_ips;
+        TapotunPrefix *routes;
+        size_t n_routes;
+        TapotunClientConfig *clients;
+        size_t n_clients;
+        uint64_t peer_timeout_usec; /* drop a stream that sent nothing for this long */
+        uint32_t max_connections;
+        uint32_t max_puts_per_client;
+        uint64_t queue_bytes;  /* per-client downstream queue bound */
+
+        /* client */
+        char *server;          /* http:// or https:// URL */
+        char *token;           /* the raw token sent in x-api-key */
+        char *ca;              /* CA bundle file, NULL: system store */
+        bool insecure;         /* skip TLS verification */
+} TapotunIfaceConfig;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Services of the daemon. */
+
+typedef struct TapotunTunnel TapotunTunnel; /* one configured interface */
+typedef struct TapotunPeer TapotunPeer;     /* server: one configured client; client: the server */
+
+typedef struct TapotunHeader {
+        const char *name;
+        const char *value;
+} TapotunHeader;
+
+typedef enum TapotunStreamDirection {
+        TAPOTUN_STREAM_RX, /* frames from the remote side: server PUT, client GET */
+        TAPOTUN_STREAM_TX, /* frames to the remote side: server GET, client PUT */
+} TapotunStreamDirection;
+
+/* Called by the host when a TX stream has frames to pull (or was superseded: its next pull returns
+ * -ESTALE) and when an RX stream that was told to pause may read again. */
+typedef void (*TapotunWakeFn)(void *stream);
+
+typedef enum TapotunPeerEvent {
+        TAPOTUN_PEER_CONNECTED,    /* a stream of this peer started; detail: remote address */
+        TAPOTUN_PEER_DISCONNECTED, /* a stream ended; detail: reason, or NULL when it ended cleanly */
+        TAPOTUN_PEER_BACKOFF,      /* client: waiting before a reconnect; detail: reason */
+} TapotunPeerEvent;
+
+#define TAPOTUN_HOST_VERSION 1u
+
+typedef struct TapotunHost {
+        uint32_t version;
+        uint32_t struct_size;
+        sd_event *event;
+
+        /* Log through the daemon; plugin and object name the source (object may be NULL). ERROR and
+         * the return value behave as in log_*_errno(). */
+        int (*logv)(int level, int error, const char *plugin, const char *object, const char *format,
+                    va_list ap);
+
+        /* Server: the peer whose token hashes to KEY (the raw x-api-key value), compared in constant
+         * time; -EACCES when none. */
+        int (*peer_authenticate)(TapotunTunnel *t, const char *key, size_t key_len, TapotunPeer **ret);
+        const char *(*peer_name)(TapotunPeer *p);
+
+        /* Server, on an authorised GET: negotiates from the request headers and fills RET (up to *N_RET
+         * entries, strings owned by the peer until the next call) with the response headers to send
+         * (x-tun-conf, ...); *N_RET is set to the count. */
+        int (*peer_accept)(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret,
+                           size_t *n_ret);
+
+        /* Client: the request headers to send (same ownership rules), and the configuration step on a
+         * successful GET's response headers, which creates and configures the TUN. */
+        int (*peer_request_headers)(TapotunPeer *p, TapotunHeader *ret, size_t *n_ret);
+        int (*peer_configure)(TapotunPeer *p, const TapotunHeader *resp, size_t n_resp);
+
+        /* Streams. A new TX stream replaces the previous one, which is woken and then drained: its
+         * pulls return -ESTALE. Any number of RX streams may be attached. */
+        int (*stream_attach)(TapotunPeer *p, TapotunStreamDirection dir, void *stream, TapotunWakeFn wake,
+                             const char *remote);
+        void (*stream_detach)(TapotunPeer *p, void *stream, const char *reason);
+
+        /* TX: copies whole frames (length + vnet header + packet) into BUF; 0 when nothing is queued;
+         * -ESTALE when this stream was superseded. SIZE must be at least TAPOTUN_FRAME_MAX. */
+        ssize_t (*stream_pull)(TapotunPeer *p, void *stream, void *buf, size_t size);
+
+        /* RX: one received frame without its length field (vnet header + IP packet). Returns 0, or 1
+         * when the destination is congested: the stream should stop reading until woken. Returns
+         * -EBADMSG for an invalid vnet header or non-IP payload: the stream must be closed. */
+        int (*stream_receive)(TapotunPeer *p, void *stream, const void *frame, size_t len);
+
+        /* Server with socket activation: a listening socket systemd passed for tunnel T (matched by
+         * FileDescriptorName=), or -ENOENT. The caller owns the fd. */
+        int (*take_listen_fd)(TapotunTunnel *t);
+
+        /* Peers of a server tunnel, in `clients` order. */
+        size_t (*tunnel_n_peers)(TapotunTunnel *t);
+        TapotunPeer *(*tunnel_peer)(TapotunTunnel *t, size_t i);
+} TapotunHost;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Plugin kinds and their ops. */
+
+typedef enum TapotunPluginKind {
+        TAPOTUN_PLUGIN_SERVER_TRANSPORT,
+        TAPOTUN_PLUGIN_CLIENT_TRANSPORT,
+        TAPOTUN_PLUGIN_ROUTER,
+        _TAPOTUN_PLUGIN_KIND_MAX,
+} TapotunPluginKind;
+
+#define TAPOTUN_TRANSPORT_OPS_VERSION 1u
+
+/* Server and client transports: one instance per configured interface. */
+typedef struct TapotunTransportOps {
+        uint32_t version;
+        int (*instance_new)(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg,
+                            void **ret);
+        void (*instance_free)(void *instance);
+        /* Ends every stream of peer P (or of every peer when P is NULL). */
+        void (*disconnect)(void *instance, TapotunPeer *p);
+} TapotunTransportOps;
+
+#define TAPOTUN_ROUTER_OPS_VERSION 1u
+
+/* Where route() sends a packet: an index into cfg->clients, or one of these. */
+#define TAPOTUN_ROUTE_TUNNEL (-1)
+
+typedef enum TapotunDropReason {
+        TAPOTUN_DROP_NO_ROUTE = 1,
+        TAPOTUN_DROP_SPOOFED,
+        TAPOTUN_DROP_NOT_IP,
+        TAPOTUN_DROP_QUEUE_FULL,
+        TAPOTUN_DROP_STALE,
+        TAPOTUN_DROP_INVALID,
+        _TAPOTUN_DROP_MAX,
+} TapotunDropReason;
+
+typedef struct TapotunRouterOps {
+        uint32_t version;
+        int (*instance_new)(const TapotunHost *host, const TapotunIfaceConfig *cfg, void **ret);
+        void (*instance_free)(void *instance);
+        /* FROM is the index of the client the packet came from, or TAPOTUN_ROUTE_TUNNEL. PACKET is the IP
+         * packet (no vnet header). Returns a client index, TAPOTUN_ROUTE_TUNNEL, or -TapotunDropReason. */
+        int (*route)(void *instance, int from, const uint8_t *packet, size_t len);
+} TapotunRouterOps;
+
+typedef struct TapotunPlugin {
+        uint32_t abi_major;
+        uint32_t struct_size;
+        const char *name;
+        const char *version;
+        TapotunPluginKind kind;
+        int (*init)(const TapotunHost *host);
+        void (*done)(void);
+        const void *ops; /* TapotunTransportOps or TapotunRouterOps, by kind */
+} TapotunPlugin;
+
+static inline int tapotun_host_log(const TapotunHost *host, int level, int error, const char *plugin,
+                                   const char *object, const char *format, ...)
+        __attribute__((format(printf, 6, 7)));
+static inline int tapotun_host_log(const TapotunHost *host, int level, int error, const char *plugin,
+                                   const char *object, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = host->logv(level, error, plugin, object, format, ap);
+        va_end(ap);
+        return r;
+}
