@@ -10,7 +10,7 @@
 
 typedef enum FrameResult {
         FRAME_NEED_MORE = 0, /* all input consumed, no complete frame */
-        FRAME_DATA = 1,      /* *ret_frame/*ret_len: vnet header + IP packet */
+        FRAME_DATA = 1,      /* *ret_frame, *ret_len: vnet header + IP packet */
         FRAME_KEEPALIVE = 2, /* a `00 00` keepalive was consumed */
 } FrameResult;
 
@@ -36,7 +36,7 @@ typedef struct FrameParser {
 /* Resets to a frame boundary; call at the start of every HTTP request body. */
 void frame_parser_reset(FrameParser *p);
 
-/* Consumes bytes from *DATA/*SIZE (advancing both) until one frame is complete or the input is used
+/* Consumes bytes from *DATA, *SIZE (advancing both) until one frame is complete or the input is used
  * up. On FRAME_DATA, *RET_FRAME points either into the caller's input (when the frame arrived in one
  * piece: no copy) or into P->buf, valid until the next call. Returns a FrameResult, or -EBADMSG with
  * P->error set; after an error the parser stays failed until reset. */
