@@ -23,8 +23,12 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
+#ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+#ifndef MAX
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
@@ -34,6 +38,8 @@ static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }
+
+#define _cleanup_free_ _cleanup_(freep)
 
 static inline void freep(void *p) {
         free(*(void **) p);
@@ -90,6 +96,12 @@ static inline void unaligned_write_le16(void *p, uint16_t v) {
         uint8_t *b = p;
         b[0] = v & 0xff;
         b[1] = v >> 8;
+}
+
+/* qsort() that accepts an empty (possibly NULL) array, which plain qsort() does not. */
+static inline void qsort_safe(void *base, size_t n, size_t size, int (*compar)(const void *, const void *)) {
+        if (n > 1)
+                qsort(base, n, size, compar);
 }
 
 /* Enum <-> string tables shared by the config, the bus and the CLI. */

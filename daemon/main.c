@@ -1,1 +1,70 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <locale.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+
+static void help(void) {
+        printf("%s [OPTIONS...] CONFIG\n\n"
+               "Carries IP traffic over HTTP(S) between TUN interfaces.\n\n"
+               "  -h --help        Show this help\n"
+               "     --version     Show the version\n"
+               "  -d --debug       Log debug messages\n",
+               program_invocation_short_name);
+}
+
+static int run(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "debug", no_argument, NULL, 'd' },
+                {},
+        };
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "hd", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("tapotund %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'd':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+
+        if (optind + 1 != argc)
+                return log_error_errno(EINVAL, "Expected exactly one argument, the configuration file; "
+                                       "see --help.");
+
+        r = manager_new(&m);
+        if (r < 0)
+                return r;
+        r = manager_load_config(m, argv[optind]);
+        if (r < 0)
+                return r;
+        r = manager_start(m);
+        if (r < 0)
+                return r;
+        return manager_run(m);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        setlocale(LC_ALL, "");
+        log_open();
+
+        r = run(argc, argv);
+        if (r < 0)
+                (void) sd_notifyf(false, "ERRNO=%i", -r);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,1 +1,248 @@
 /* SPDX-License-Identifier: MIT */
+#include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+
+static const char *const plugin_names[_TAPOTUN_PLUGIN_KIND_MAX] = {
+        [TAPOTUN_PLUGIN_SERVER_TRANSPORT] = "http-server",
+        [TAPOTUN_PLUGIN_CLIENT_TRANSPORT] = "http-client",
+        [TAPOTUN_PLUGIN_ROUTER] = "router",
+};
+
+_printf_(5, 0)
+static int host_logv(int level, int error, const char *plugin, const char *object, const char *format,
+                     va_list ap) {
+        char buf[1536];
+        int saved = error < 0 ? -error : error;
+
+        errno = saved;
+        (void) vsnprintf(buf, sizeof buf, format, ap);
+        if (object)
+                return log_internal(level, saved, "TAPOTUN_PLUGIN", plugin, "%s: %s", object, buf);
+        return log_internal(level, saved, "TAPOTUN_PLUGIN", plugin, "%s", buf);
+}
+
+int manager_new(Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m)
+                return log_error_errno(ENOMEM, "Out of memory.");
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        r = netlink_new(m->event, &m->netlink);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the rtnetlink socket: %m");
+
+        m->host = (TapotunHost) {
+                .version = TAPOTUN_HOST_VERSION,
+                .struct_size = sizeof(TapotunHost),
+                .event = m->event,
+                .logv = host_logv,
+                .peer_authenticate = iface_host_authenticate,
+                .peer_name = peer_host_name,
+                .peer_accept = peer_host_accept,
+                .peer_request_headers = peer_host_request_headers,
+                .peer_configure = iface_host_configure,
+                .stream_attach = peer_host_stream_attach,
+                .stream_detach = peer_host_stream_detach,
+                .stream_pull = peer_host_stream_pull,
+                .stream_receive = iface_host_receive,
+                .take_listen_fd = iface_host_take_listen_fd,
+                .tunnel_n_peers = iface_host_n_peers,
+                .tunnel_peer = iface_host_peer,
+        };
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        /* Interfaces first: their transports and TUNs remove what they added while the loop and the
+         * netlink socket still exist. */
+        for (size_t i = m->n_ifaces; i > 0; i--)
+                iface_free(m->ifaces[i - 1]);
+        free(m->ifaces);
+
+        for (size_t i = 0; i < _TAPOTUN_PLUGIN_KIND_MAX; i++)
+                plugin_unload(m->plugins[i]);
+
+        for (size_t i = 0; i < m->n_listen_fds; i++) {
+                safe_close(m->listen_fds[i].fd);
+                free(m->listen_fds[i].name);
+        }
+        free(m->listen_fds);
+
+        config_free(m->config);
+        free(m->config_path);
+        netlink_free(m->netlink);
+        sd_event_unref(m->event);
+        return mfree(m);
+}
+
+int manager_load_config(Manager *m, const char *path) {
+        _cleanup_(strv_freep) char **errors = NULL;
+        int r;
+
+        r = config_load(path, &m->config, &errors);
+        if (r < 0) {
+                for (char **e = errors; e && *e; e++)
+                        log_error("%s", *e);
+                if (!errors)
+                        return log_error_errno(r, "Failed to load %s: %m", path);
+                return r;
+        }
+
+        m->config_path = strdup(path);
+        if (!m->config_path)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        return 0;
+}
+
+static int manager_collect_listen_fds(Manager *m) {
+        char **names = NULL;
+        int n;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to receive sockets from systemd: %m");
+        if (n == 0)
+                return 0;
+
+        m->listen_fds = calloc((size_t) n, sizeof(ListenFd));
+        if (!m->listen_fds) {
+                for (int i = 0; i < n; i++)
+                        safe_close(SD_LISTEN_FDS_START + i);
+                strv_free(names);
+                return log_error_errno(ENOMEM, "Out of memory.");
+        }
+        for (int i = 0; i < n; i++)
+                m->listen_fds[i] = (ListenFd) { .fd = SD_LISTEN_FDS_START + i, .name = names[i] };
+        m->n_listen_fds = (size_t) n;
+        free(names);
+        return 0;
+}
+
+int manager_take_listen_fd(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_listen_fds; i++)
+                if (m->listen_fds[i].fd >= 0 && streq_ptr(m->listen_fds[i].name, name))
+                        return TAKE_FD(m->listen_fds[i].fd);
+        return -ENOENT;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+        return sd_event_exit(m->event, 0);
+}
+
+int manager_start(Manager *m) {
+        bool need[_TAPOTUN_PLUGIN_KIND_MAX] = {};
+        int r;
+
+        r = manager_collect_listen_fds(m);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < m->config->n_ifaces; i++)
+                if (m->config->ifaces[i].mode == TAPOTUN_MODE_SERVER) {
+                        need[TAPOTUN_PLUGIN_SERVER_TRANSPORT] = true;
+                        need[TAPOTUN_PLUGIN_ROUTER] = true;
+                } else
+                        need[TAPOTUN_PLUGIN_CLIENT_TRANSPORT] = true;
+
+        for (size_t k = 0; k < _TAPOTUN_PLUGIN_KIND_MAX; k++) {
+                if (!need[k])
+                        continue;
+                r = plugin_load(plugin_names[k], (TapotunPluginKind) k, &m->host, &m->plugins[k]);
+                if (r < 0)
+                        return r;
+        }
+
+        m->ifaces = calloc(m->config->n_ifaces, sizeof(Iface *));
+        if (!m->ifaces && m->config->n_ifaces > 0)
+                return log_error_errno(ENOMEM, "Out of memory.");
+
+        for (size_t i = 0; i < m->config->n_ifaces; i++) {
+                r = iface_new(m, &m->config->ifaces[i], &m->ifaces[i]);
+                if (r < 0)
+                        return log_error_errno(r, "%s: failed to set up the interface: %m",
+                                               m->config->ifaces[i].name);
+                m->n_ifaces++;
+
+                r = iface_start(m->ifaces[i]);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < m->n_listen_fds; i++)
+                if (m->listen_fds[i].fd >= 0)
+                        return log_error_errno(EINVAL,
+                                               "systemd passed a socket named '%s' but no server interface "
+                                               "of %s has that name; set FileDescriptorName= to the "
+                                               "interface name.",
+                                               m->listen_fds[i].name ?: "", m->config_path);
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGINT: %m");
+
+        return 0;
+}
+
+static void manager_update_status(Manager *m) {
+        size_t connected = 0, total = 0;
+
+        for (size_t i = 0; i < m->n_ifaces; i++)
+                for (size_t j = 0; j < m->ifaces[i]->n_peers; j++) {
+                        total++;
+                        if (m->ifaces[i]->peers[j]->state == PEER_CONNECTED)
+                                connected++;
+                }
+        (void) sd_notifyf(false, "STATUS=%zu of %zu peers connected", connected, total);
+}
+
+void manager_peer_changed(Manager *m, Peer *p) {
+        manager_update_status(m);
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+        log_info("Started with %zu interface(s) from %s.", m->n_ifaces, m->config_path);
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+uint64_t manager_now(Manager *m) {
+        uint64_t t;
+
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &t) < 0)
+                return 0;
+        return t;
+}
+
+const TapotunPlugin *manager_plugin(Manager *m, TapotunPluginKind kind) {
+        return m->plugins[kind] ? m->plugins[kind]->desc : NULL;
+}

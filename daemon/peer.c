@@ -1,1 +1,229 @@
 /* SPDX-License-Identifier: MIT */
+#include <strings.h>
+#include <time.h>
+
+#include "iface.h"
+#include "log.h"
+#include "manager.h"
+#include "peer.h"
+
+#define PEER_QUEUE_MAX_AGE_USEC (100u * 1000u)
+
+static const char *const peer_state_table[_PEER_STATE_MAX] = {
+        [PEER_DISCONNECTED] = "disconnected",
+        [PEER_CONNECTING] = "connecting",
+        [PEER_CONNECTED] = "connected",
+        [PEER_BACKOFF] = "backoff",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(peer_state, PeerState);
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+int peer_new(Iface *iface, size_t index, const char *name, const TapotunClientConfig *client, Peer **ret) {
+        _cleanup_(peer_freep) Peer *p = NULL;
+        int r;
+
+        p = calloc(1, sizeof(Peer));
+        if (!p)
+                return -ENOMEM;
+        p->iface = iface;
+        p->index = index;
+        p->client = client;
+        p->name = strdup(name);
+        if (!p->name)
+                return -ENOMEM;
+
+        r = queue_new(iface->cfg->queue_bytes ?: 12u * 1024u * 1024u, PEER_QUEUE_MAX_AGE_USEC, &p->queue);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Peer *peer_free(Peer *p) {
+        if (!p)
+                return NULL;
+        queue_free(p->queue);
+        free(p->name);
+        free(p->remote);
+        return mfree(p);
+}
+
+void peer_count_drop(Peer *p, TapotunDropReason reason) {
+        if (reason > 0 && reason < _TAPOTUN_DROP_MAX)
+                p->stats.drops[reason]++;
+}
+
+int peer_send(Peer *p, const void *frame, size_t len) {
+        int r;
+
+        r = queue_push(p->queue, frame, len, manager_now(p->iface->manager));
+        if (r < 0) {
+                peer_count_drop(p, TAPOTUN_DROP_QUEUE_FULL);
+                return r;
+        }
+        if (p->tx_stream && p->tx_wake)
+                p->tx_wake(p->tx_stream);
+        return 0;
+}
+
+void peer_wake_rx(Peer *p) {
+        for (size_t i = 0; i < p->n_rx; i++)
+                if (p->rx[i].paused) {
+                        p->rx[i].paused = false;
+                        p->rx[i].wake(p->rx[i].stream);
+                }
+}
+
+static void peer_update_state(Peer *p) {
+        PeerState s;
+
+        if (p->tx_stream && p->n_rx > 0)
+                s = PEER_CONNECTED;
+        else if (p->tx_stream || p->n_rx > 0)
+                s = PEER_CONNECTING;
+        else
+                s = PEER_DISCONNECTED;
+
+        if (s == p->state)
+                return;
+        if (s == PEER_CONNECTED) {
+                p->connected_since = now_realtime();
+                log_peer_full_errno(p->name, LOG_INFO, 0, "Connected from %s.", p->remote ?: "?");
+        } else if (p->state == PEER_CONNECTED) {
+                p->connected_since = 0;
+                log_peer_full_errno(p->name, LOG_INFO, 0, "Disconnected.");
+        }
+        p->state = s;
+        manager_peer_changed(p->iface->manager, p);
+}
+
+static const char *header_get(const TapotunHeader *h, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (h[i].name && strcasecmp(h[i].name, name) == 0)
+                        return h[i].value;
+        return NULL;
+}
+
+int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret,
+                     size_t *n_ret) {
+        const TapotunIfaceConfig *cfg = p->iface->cfg;
+        const char *o;
+        size_t n = 0;
+
+        if (!p->client || *n_ret < 3)
+                return -EINVAL;
+
+        /* Version 1 peers send no x-tun-offload and take csum,tso4,tso6,ecn. */
+        o = header_get(req, n_req, "x-tun-offload");
+        p->offloads = o ? wire_offload_parse(o) : WIRE_OFFLOAD_V1;
+
+        if (p->client->ip.family == AF_INET) {
+                TunConf c = {
+                        .mtu = (uint16_t) cfg->mtu,
+                        .prefixlen = cfg->net.prefixlen,
+                        .address = p->client->ip.addr.in,
+                };
+                wire_tun_conf_encode(&c, p->conf);
+                ret[n++] = (TapotunHeader) { "x-tun-conf", p->conf };
+        }
+        if (p->client->ip6.family == AF_INET6) {
+                TapotunPrefix a = p->client->ip6;
+
+                a.prefixlen = cfg->net6.prefixlen;
+                wire_prefix_format(&a, p->conf6, sizeof p->conf6);
+                ret[n++] = (TapotunHeader) { "x-tun-conf6", p->conf6 };
+        }
+        wire_offload_format(tunnel_get_offloads(p->iface->tun) & p->offloads, p->offload_header,
+                            sizeof p->offload_header);
+        ret[n++] = (TapotunHeader) { "x-tun-offload", p->offload_header };
+
+        *n_ret = n;
+        return 0;
+}
+
+int peer_host_request_headers(TapotunPeer *p, TapotunHeader *ret, size_t *n_ret) {
+        uint32_t accept = p->iface->tun ? tunnel_get_offloads(p->iface->tun) : WIRE_OFFLOAD_ALL;
+
+        if (*n_ret < 1)
+                return -EINVAL;
+        wire_offload_format(accept, p->offload_header, sizeof p->offload_header);
+        ret[0] = (TapotunHeader) { "x-tun-offload", p->offload_header };
+        *n_ret = 1;
+        return 0;
+}
+
+int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *stream, TapotunWakeFn wake,
+                            const char *remote) {
+        if (!stream || !wake)
+                return -EINVAL;
+
+        if (dir == TAPOTUN_STREAM_TX) {
+                void *old = p->tx_stream;
+                TapotunWakeFn old_wake = p->tx_wake;
+
+                p->tx_stream = stream;
+                p->tx_wake = wake;
+                /* The superseded stream learns from its next pull (-ESTALE) that it must end. */
+                if (old && old != stream)
+                        old_wake(old);
+                if (queue_frames(p->queue) > 0)
+                        wake(stream);
+        } else {
+                if (p->n_rx >= PEER_MAX_RX_STREAMS)
+                        return -EBUSY;
+                p->rx[p->n_rx++] = (RxStream) { .stream = stream, .wake = wake };
+        }
+
+        if (remote) {
+                char *r = strdup(remote);
+                if (r) {
+                        free(p->remote);
+                        p->remote = r;
+                }
+        }
+        peer_update_state(p);
+        return 0;
+}
+
+void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason) {
+        if (p->tx_stream == stream) {
+                p->tx_stream = NULL;
+                p->tx_wake = NULL;
+        }
+        for (size_t i = 0; i < p->n_rx; i++)
+                if (p->rx[i].stream == stream) {
+                        p->rx[i] = p->rx[--p->n_rx];
+                        break;
+                }
+        if (reason)
+                log_peer_full_errno(p->name, LOG_DEBUG, 0, "Stream ended: %s", reason);
+        peer_update_state(p);
+}
+
+ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size) {
+        uint64_t stale;
+        size_t n, frames;
+
+        if (stream != p->tx_stream)
+                return -ESTALE;
+        if (size < TAPOTUN_FRAME_MAX)
+                return -EINVAL;
+
+        n = queue_pull(p->queue, buf, size, manager_now(p->iface->manager), &stale, &frames);
+        p->stats.drops[TAPOTUN_DROP_STALE] += stale;
+        p->stats.tx_packets += frames;
+        p->stats.tx_bytes += n;
+        return (ssize_t) n;
+}
+
+const char *peer_host_name(TapotunPeer *p) {
+        return p->name;
+}

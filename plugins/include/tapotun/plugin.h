@@ -7,6 +7,7 @@
  * an older plugin keeps working with a newer daemon of the same abi_major. */
 #pragma once
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,6 +45,7 @@ typedef enum TapotunMode {
         TAPOTUN_MODE_SERVER,
         TAPOTUN_MODE_CLIENT,
         _TAPOTUN_MODE_MAX,
+        _TAPOTUN_MODE_INVALID = -EINVAL,
 } TapotunMode;
 
 typedef struct TapotunClientConfig {
@@ -66,6 +68,7 @@ typedef struct TapotunIfaceConfig {
         uint32_t mark_table;
         uint32_t mark_priority;
         uint32_t mtu;
+        uint64_t keepalive_usec; /* send a keepalive frame after this long without data (55 s) */
 
         /* server */
         char *listen;          /* address to bind, default "127.0.0.1" */
@@ -88,6 +91,9 @@ typedef struct TapotunIfaceConfig {
         char *token;           /* the raw token sent in x-api-key */
         char *ca;              /* CA bundle file, NULL: system store */
         bool insecure;         /* skip TLS verification */
+        uint64_t reconnect_min_usec; /* first retry after a random delay in [min, 3 x min] (3 s) */
+        uint64_t reconnect_max_usec; /* retries back off, doubling, up to this (60 s) */
+        uint64_t stall_timeout_usec; /* abort a transfer without progress for this long (60 s) */
 } TapotunIfaceConfig;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -176,6 +182,7 @@ typedef enum TapotunPluginKind {
         TAPOTUN_PLUGIN_CLIENT_TRANSPORT,
         TAPOTUN_PLUGIN_ROUTER,
         _TAPOTUN_PLUGIN_KIND_MAX,
+        _TAPOTUN_PLUGIN_KIND_INVALID = -EINVAL,
 } TapotunPluginKind;
 
 #define TAPOTUN_TRANSPORT_OPS_VERSION 1u
@@ -196,7 +203,7 @@ typedef struct TapotunTransportOps {
 #define TAPOTUN_ROUTE_TUNNEL (-1)
 
 typedef enum TapotunDropReason {
-        TAPOTUN_DROP_NO_ROUTE = 1,
+        TAPOTUN_DROP_NO_ROUTE = 2, /* not 1: -1 is TAPOTUN_ROUTE_TUNNEL */
         TAPOTUN_DROP_SPOOFED,
         TAPOTUN_DROP_NOT_IP,
         TAPOTUN_DROP_QUEUE_FULL,

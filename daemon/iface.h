@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* One configured interface: its TUN (created at start on a server, on the first successful GET on a
+ * client), its peers, and the plugin instances that serve it. */
+#pragma once
+
+#include <tapotun/plugin.h>
+
+#include "macro.h"
+#include "peer.h"
+#include "tunnel.h"
+#include "wire.h"
+
+typedef struct Manager Manager;
+
+struct TapotunTunnel {
+        Manager *manager;
+        const TapotunIfaceConfig *cfg;
+        Tunnel *tun;
+
+        Peer **peers;
+        size_t n_peers;
+
+        const TapotunTransportOps *transport_ops;
+        void *transport;
+        const TapotunRouterOps *router_ops;
+        void *router;
+
+        /* The TUN's write queue is above its high mark: RX streams were told to pause. */
+        bool congested;
+
+        /* Client: what the server pushed and was applied. */
+        bool configured;
+        TunConf conf;
+        TapotunPrefix conf6;
+        TapotunPrefix *pushed_routes;
+        size_t n_pushed_routes;
+
+        uint64_t drops[_TAPOTUN_DROP_MAX]; /* packets read from the TUN and dropped */
+};
+
+int iface_new(Manager *m, const TapotunIfaceConfig *cfg, Iface **ret);
+/* Creates the kernel side (server) and starts the transport. Logs its own errors. */
+int iface_start(Iface *i);
+Iface *iface_free(Iface *i);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Iface *, iface_free);
+
+/* Routes a frame that arrived from peer FROM (NULL: read from the TUN). Returns 1 when its destination
+ * is congested. */
+int iface_forward(Iface *i, Peer *from, const uint8_t *frame, size_t len);
+
+/* The TapotunHost services that act on interfaces. */
+int iface_host_authenticate(TapotunTunnel *t, const char *key, size_t key_len, TapotunPeer **ret);
+int iface_host_configure(TapotunPeer *p, const TapotunHeader *resp, size_t n_resp);
+int iface_host_receive(TapotunPeer *p, void *stream, const void *frame, size_t len);
+int iface_host_take_listen_fd(TapotunTunnel *t);
+size_t iface_host_n_peers(TapotunTunnel *t);
+TapotunPeer *iface_host_peer(TapotunTunnel *t, size_t i);
+
+const char *drop_reason_to_string(TapotunDropReason r);
+TapotunDropReason drop_reason_from_string(const char *s);

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* One remote end of a tunnel interface: on a server, a configured client (keyed by its token); on a
+ * client, the server. Holds the queue of frames to send and the streams the transport attached. */
+#pragma once
+
+#include <tapotun/plugin.h>
+
+#include "macro.h"
+#include "queue.h"
+#include "wire.h"
+
+typedef struct TapotunTunnel Iface;
+typedef struct TapotunPeer Peer;
+
+typedef enum PeerState {
+        PEER_DISCONNECTED, /* no stream */
+        PEER_CONNECTING,   /* some streams, but not both directions */
+        PEER_CONNECTED,    /* a TX and an RX stream */
+        PEER_BACKOFF,      /* client: waiting to reconnect */
+        _PEER_STATE_MAX,
+} PeerState;
+
+const char *peer_state_to_string(PeerState s);
+PeerState peer_state_from_string(const char *s);
+
+typedef struct PeerStats {
+        uint64_t rx_packets, rx_bytes; /* frames received from the remote side */
+        uint64_t tx_packets, tx_bytes; /* frames handed to the transport for the remote side */
+        uint64_t drops[_TAPOTUN_DROP_MAX];
+} PeerStats;
+
+typedef struct RxStream {
+        void *stream;
+        TapotunWakeFn wake;
+        bool paused; /* told to stop reading: woken when the destination drains */
+} RxStream;
+
+#define PEER_MAX_RX_STREAMS 64
+
+struct TapotunPeer {
+        Iface *iface;
+        size_t index;
+        char *name;
+        const TapotunClientConfig *client; /* server mode */
+
+        Queue *queue;
+        void *tx_stream;
+        TapotunWakeFn tx_wake;
+        RxStream rx[PEER_MAX_RX_STREAMS];
+        size_t n_rx;
+
+        PeerState state;
+        uint64_t connected_since; /* CLOCK_REALTIME usec, 0 when disconnected */
+        uint64_t last_seen;       /* CLOCK_REALTIME usec of the last frame received */
+        char *remote;
+        uint32_t offloads; /* what the remote side's TUN accepts */
+
+        /* Strings handed out through peer_accept()/peer_request_headers(). */
+        char conf[WIRE_TUN_CONF_STRLEN + 1];
+        char conf6[64];
+        char offload_header[64];
+
+        PeerStats stats;
+};
+
+int peer_new(Iface *iface, size_t index, const char *name, const TapotunClientConfig *client, Peer **ret);
+Peer *peer_free(Peer *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Peer *, peer_free);
+
+/* Queues a frame body for the remote side and wakes the TX stream. Counts a drop when the queue is
+ * full. */
+int peer_send(Peer *p, const void *frame, size_t len);
+/* Wakes the RX streams that were paused for congestion. */
+void peer_wake_rx(Peer *p);
+void peer_count_drop(Peer *p, TapotunDropReason reason);
+
+/* The TapotunHost services that act on peers. */
+int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret, size_t *n_ret);
+int peer_host_request_headers(TapotunPeer *p, TapotunHeader *ret, size_t *n_ret);
+int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *stream, TapotunWakeFn wake,
+                            const char *remote);
+void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason);
+ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size);
+const char *peer_host_name(TapotunPeer *p);
