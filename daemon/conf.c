@@ -528,6 +528,10 @@ static const Field iface_fields[] = {
         { "max_connections", MODE_SERVER },
         { "max_puts_per_client", MODE_SERVER },
         { "queue_bytes", MODE_SERVER },
+        { "push_routes", MODE_SERVER },
+        { "push_local_routes", MODE_SERVER },
+        { "push_client_routes", MODE_SERVER },
+        { "accept_routes", MODE_CLIENT },
         { "server", MODE_CLIENT },
         { "token", MODE_CLIENT },
         { "ca", MODE_CLIENT },
@@ -1244,7 +1248,7 @@ static void check_clients(Parser *p, const TapotunIfaceConfig *cfg, const IfaceA
 }
 
 static void parse_server(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, IfaceAux *aux) {
-        bool mtu_given = false;
+        bool mtu_given = false, b;
         const char *s;
         size_t saved, i;
         uint64_t u;
@@ -1300,6 +1304,13 @@ static void parse_server(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, If
                 }
         }
         parse_prefix_list(p, v, "routes", PREFIX_NETWORK, &cfg->routes, &cfg->n_routes);
+        parse_prefix_list(p, v, "push_routes", PREFIX_NETWORK, &cfg->push_routes, &cfg->n_push_routes);
+        f = json_object_get(v, "push_local_routes");
+        if (f && expect_bool(p, "push_local_routes", f, &b) >= 0)
+                cfg->push_local_routes = b;
+        f = json_object_get(v, "push_client_routes");
+        if (f && expect_bool(p, "push_client_routes", f, &b) >= 0)
+                cfg->push_client_routes = b;
 
         f = json_object_get(v, "clients");
         if (!f)
@@ -1476,6 +1487,11 @@ static void parse_client_mode(Parser *p, const json_t *v, TapotunIfaceConfig *cf
         f = json_object_get(v, "insecure");
         if (f && expect_bool(p, "insecure", f, &b) >= 0)
                 cfg->insecure = b;
+
+        cfg->accept_routes = true;
+        f = json_object_get(v, "accept_routes");
+        if (f && expect_bool(p, "accept_routes", f, &b) >= 0)
+                cfg->accept_routes = b;
 }
 
 static void parse_client_timers(Parser *p, const json_t *v, TapotunIfaceConfig *cfg) {
@@ -1608,6 +1624,7 @@ static void iface_config_done(TapotunIfaceConfig *cfg) {
         free(cfg->listen);
         free(cfg->ips);
         free(cfg->routes);
+        free(cfg->push_routes);
         for (size_t i = 0; i < cfg->n_clients; i++) {
                 free(cfg->clients[i].name);
                 free(cfg->clients[i].routes);

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "frame.h"
+#include "icmp.h"
 #include "iface.h"
 #include "log.h"
 #include "manager.h"
@@ -15,6 +16,7 @@ static const char *const drop_reason_table[_TAPOTUN_DROP_MAX] = {
         [TAPOTUN_DROP_QUEUE_FULL] = "queue-full",
         [TAPOTUN_DROP_STALE] = "stale",
         [TAPOTUN_DROP_INVALID] = "invalid",
+        [TAPOTUN_DROP_LINK_LOCAL] = "link-local",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(drop_reason, TapotunDropReason);
@@ -127,6 +129,11 @@ static int iface_start_server(Iface *i) {
         if (r < 0)
                 return log_tunnel_full_errno(c->name, LOG_ERR, r, "Failed to set MTU %u and bring it up: %m",
                                              c->mtu);
+        /* Our "destination unreachable" answers come from the server's own address: the kernel must
+         * take them in from the TUN instead of dropping them as martians. */
+        r = tunnel_set_accept_local(i->tun, true);
+        if (r < 0)
+                return log_tunnel_full_errno(c->name, LOG_ERR, r, "Failed to set accept_local: %m");
         if (c->net.family != 0) {
                 r = iface_add_address(i, &c->net);
                 if (r < 0)
@@ -208,6 +215,29 @@ static int iface_tun_write(Iface *i, const uint8_t *frame, size_t len) {
         return r;
 }
 
+#define ICMP_RATE_PER_SEC 100u
+
+/* Tells the sender of an undeliverable packet read from the TUN, at most ICMP_RATE_PER_SEC a second. */
+static void iface_answer_unreachable(Iface *i, const uint8_t *ip, size_t ip_len) {
+        uint8_t out[ICMP_ANSWER_MAX];
+        uint64_t now = manager_now(i->manager);
+        size_t n;
+
+        if (now - i->icmp_refilled >= 1000000u) {
+                i->icmp_tokens = ICMP_RATE_PER_SEC;
+                i->icmp_refilled = now;
+        }
+        if (i->icmp_tokens == 0)
+                return;
+
+        n = icmp_unreachable(ip, ip_len, &i->cfg->net, &i->cfg->net6, out);
+        if (n == 0)
+                return;
+        i->icmp_tokens--;
+        if (tunnel_write(i->tun, out, n) >= 0)
+                i->icmp_sent++;
+}
+
 int iface_forward(Iface *i, Peer *from, const uint8_t *frame, size_t len) {
         const uint8_t *ip = frame + TAPOTUN_VNET_HDR_SIZE;
         size_t ip_len = len - TAPOTUN_VNET_HDR_SIZE;
@@ -229,10 +259,15 @@ int iface_forward(Iface *i, Peer *from, const uint8_t *frame, size_t len) {
         if (to < 0) {
                 TapotunDropReason reason = (TapotunDropReason) -to;
 
-                if (from)
+                if (from && reason == TAPOTUN_DROP_SPOOFED)
+                        peer_drop_spoofed(from, ip, ip_len);
+                else if (from)
                         peer_count_drop(from, reason);
-                else if (reason < _TAPOTUN_DROP_MAX)
+                else if (reason < _TAPOTUN_DROP_MAX) {
                         i->drops[reason]++;
+                        if (reason == TAPOTUN_DROP_NO_ROUTE)
+                                iface_answer_unreachable(i, ip, ip_len);
+                }
                 return 0;
         }
         if ((size_t) to >= i->n_peers)
@@ -349,7 +384,8 @@ static int iface_apply_routes(Iface *i, const char *value) {
                                                      value);
         }
 
-        /* Routes no longer pushed go away, new ones are added. */
+        /* Routes no longer pushed go away, new ones are added. A route that cannot be installed (it
+         * conflicts with one of the host's own, say) is skipped with a warning: the tunnel still works. */
         for (size_t k = 0; k < i->n_pushed_routes; k++) {
                 bool keep = false;
                 for (size_t l = 0; l < n && !keep; l++)
@@ -358,9 +394,18 @@ static int iface_apply_routes(Iface *i, const char *value) {
                         (void) tunnel_remove_route(i->tun, &i->pushed_routes[k], table);
         }
         for (size_t l = 0; l < n; l++) {
-                r = iface_add_route(i, &routes[l], table);
+                char s[64];
+
+                wire_prefix_format(&routes[l], s, sizeof s);
+                if (!wire_prefix_is_network(&routes[l])) {
+                        log_tunnel_full_errno(i->cfg->name, LOG_WARNING, 0,
+                                              "Server pushed %s, which has host bits set; ignoring it.", s);
+                        continue;
+                }
+                r = tunnel_add_route(i->tun, &routes[l], table);
                 if (r < 0)
-                        return r;
+                        log_tunnel_full_errno(i->cfg->name, LOG_WARNING, r,
+                                              "Cannot route %s (pushed by the server) into the tunnel: %m", s);
         }
 
         free(i->pushed_routes);
@@ -412,7 +457,7 @@ int iface_host_configure(TapotunPeer *p, const TapotunHeader *resp, size_t n_res
         r = iface_add_mark(i, c6.family != 0);
         if (r < 0)
                 return r;
-        return iface_apply_routes(i, header_get(resp, n_resp, "x-tun-routes"));
+        return iface_apply_routes(i, i->cfg->accept_routes ? header_get(resp, n_resp, "x-tun-routes") : NULL);
 }
 
 int iface_host_take_listen_fd(TapotunTunnel *t) {

@@ -36,6 +36,11 @@ struct TapotunTunnel {
         size_t n_pushed_routes;
 
         uint64_t drops[_TAPOTUN_DROP_MAX]; /* packets read from the TUN and dropped */
+        uint64_t icmp_sent;                /* "destination unreachable" answers */
+
+        /* Token bucket that bounds those answers. */
+        uint64_t icmp_refilled;
+        unsigned icmp_tokens;
 };
 
 int iface_new(Manager *m, const TapotunIfaceConfig *cfg, Iface **ret);

@@ -5,6 +5,7 @@
 #include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -341,6 +342,35 @@ int netlink_link_set(Netlink *nl, int ifindex, uint32_t mtu, bool up, NetlinkCal
         ifi->ifi_flags = up ? IFF_UP : 0;
         if (mtu > 0)
                 mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+
+        return netlink_send(nl, nlh, false, cb, userdata);
+}
+
+int netlink_link_accept_local(Netlink *nl, int ifindex, bool accept, NetlinkCallback cb, void *userdata) {
+        NetlinkRequestBuffer buf;
+        struct nlmsghdr *nlh;
+        struct ifinfomsg *ifi;
+        struct nlattr *spec, *inet, *conf;
+
+        assert(nl);
+
+        if (ifindex <= 0)
+                return -EINVAL;
+
+        /* IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { [IPV4_DEVCONF_ACCEPT_LOCAL] = u32 } } }: the devconf
+         * setting without /proc/sys, which a hardened service sees read-only. */
+        nlh = mnl_nlmsg_put_header(buf.bytes);
+        nlh->nlmsg_type = RTM_NEWLINK;
+        ifi = mnl_nlmsg_put_extra_header(nlh, sizeof *ifi);
+        ifi->ifi_family = AF_UNSPEC;
+        ifi->ifi_index = ifindex;
+        spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+        inet = mnl_attr_nest_start(nlh, AF_INET);
+        conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+        mnl_attr_put_u32(nlh, IPV4_DEVCONF_ACCEPT_LOCAL, accept);
+        mnl_attr_nest_end(nlh, conf);
+        mnl_attr_nest_end(nlh, inet);
+        mnl_attr_nest_end(nlh, spec);
 
         return netlink_send(nl, nlh, false, cb, userdata);
 }

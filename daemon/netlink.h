@@ -27,6 +27,9 @@ int netlink_flush(Netlink *nl, uint64_t timeout_usec);
  * object that already exists completes with -EEXIST; a remove of one that does not, with -ENOENT
  * (-ESRCH for addresses on some kernels): callers use that to stay idempotent. */
 int netlink_link_set(Netlink *nl, int ifindex, uint32_t mtu, bool up, NetlinkCallback cb, void *userdata);
+/* The IPv4 accept_local setting of the interface: whether it takes packets whose source is an address of
+ * this host. */
+int netlink_link_accept_local(Netlink *nl, int ifindex, bool accept, NetlinkCallback cb, void *userdata);
 int netlink_address(Netlink *nl, bool add, int ifindex, const TapotunPrefix *address, NetlinkCallback cb,
                     void *userdata);
 /* A route of DST via ifindex in TABLE (RT_TABLE_MAIN = 254); DST with prefixlen 0 is a default route. */

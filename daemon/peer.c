@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <strings.h>
 #include <time.h>
 
@@ -51,6 +53,7 @@ Peer *peer_free(Peer *p) {
         if (!p)
                 return NULL;
         queue_free(p->queue);
+        free(p->routes_header);
         free(p->name);
         free(p->remote);
         return mfree(p);
@@ -59,6 +62,32 @@ Peer *peer_free(Peer *p) {
 void peer_count_drop(Peer *p, TapotunDropReason reason) {
         if (reason > 0 && reason < _TAPOTUN_DROP_MAX)
                 p->stats.drops[reason]++;
+}
+
+#define SPOOF_LOG_INTERVAL_USEC (10u * 1000000u)
+
+void peer_drop_spoofed(Peer *p, const uint8_t *ip, size_t len) {
+        uint64_t now = manager_now(p->iface->manager), n;
+        char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
+
+        peer_count_drop(p, TAPOTUN_DROP_SPOOFED);
+        if (p->spoof_logged != 0 && now - p->spoof_logged < SPOOF_LOG_INTERVAL_USEC)
+                return;
+
+        if (len >= 20 && ip[0] >> 4 == 4) {
+                inet_ntop(AF_INET, ip + 12, src, sizeof src);
+                inet_ntop(AF_INET, ip + 16, dst, sizeof dst);
+        } else if (len >= 40 && ip[0] >> 4 == 6) {
+                inet_ntop(AF_INET6, ip + 8, src, sizeof src);
+                inet_ntop(AF_INET6, ip + 24, dst, sizeof dst);
+        }
+        n = p->stats.drops[TAPOTUN_DROP_SPOOFED] - p->spoof_reported;
+        log_peer_full_errno(p->name, LOG_NOTICE, 0,
+                            "Dropped %" PRIu64 " packet(s) whose source address does not belong to this client "
+                            "(last: %s -> %s); set allow_spoofing to accept them.",
+                            n, src, dst);
+        p->spoof_logged = now;
+        p->spoof_reported = p->stats.drops[TAPOTUN_DROP_SPOOFED];
 }
 
 int peer_send(Peer *p, const void *frame, size_t len) {
@@ -112,13 +141,64 @@ static const char *header_get(const TapotunHeader *h, size_t n, const char *name
         return NULL;
 }
 
+static int push_add(TapotunPrefix **l, size_t *n, const TapotunPrefix *a) {
+        TapotunPrefix *m;
+
+        if (a->family == 0)
+                return 0;
+        for (size_t i = 0; i < *n; i++)
+                if (wire_prefix_equal(&(*l)[i], a))
+                        return 0;
+        m = reallocarray(*l, *n + 1, sizeof(TapotunPrefix));
+        if (!m)
+                return -ENOMEM;
+        m[(*n)++] = *a;
+        *l = m;
+        return 0;
+}
+
+/* The networks this peer is told to route into its tunnel (x-tun-routes): the configured push_routes,
+ * and with push_local_routes / push_client_routes the server's local networks and the other clients'
+ * addresses and networks. Sets p->routes_header, NULL when there is nothing to push. */
+static int peer_build_routes_header(Peer *p) {
+        const TapotunIfaceConfig *cfg = p->iface->cfg;
+        _cleanup_free_ TapotunPrefix *l = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < cfg->n_push_routes && r >= 0; i++)
+                r = push_add(&l, &n, &cfg->push_routes[i]);
+        for (size_t i = 0; cfg->push_local_routes && i < cfg->n_routes && r >= 0; i++)
+                r = push_add(&l, &n, &cfg->routes[i]);
+        for (size_t j = 0; cfg->push_client_routes && j < cfg->n_clients && r >= 0; j++) {
+                const TapotunClientConfig *c = &cfg->clients[j];
+
+                if (c == p->client)
+                        continue;
+                r = push_add(&l, &n, &c->ip);
+                if (r >= 0)
+                        r = push_add(&l, &n, &c->ip6);
+                for (size_t k = 0; k < c->n_routes && r >= 0; k++)
+                        r = push_add(&l, &n, &c->routes[k]);
+        }
+        if (r < 0)
+                return r;
+
+        p->routes_header = mfree(p->routes_header);
+        if (n == 0)
+                return 0;
+        p->routes_header = wire_prefixes_format(l, n);
+        return p->routes_header ? 0 : -ENOMEM;
+}
+
 int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret,
                      size_t *n_ret) {
         const TapotunIfaceConfig *cfg = p->iface->cfg;
         const char *o;
         size_t n = 0;
+        int r;
 
-        if (!p->client || *n_ret < 3)
+        if (!p->client || *n_ret < 4)
                 return -EINVAL;
 
         /* Version 1 peers send no x-tun-offload and take csum,tso4,tso6,ecn. */
@@ -144,6 +224,12 @@ int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, Tap
         wire_offload_format(tunnel_get_offloads(p->iface->tun) & p->offloads, p->offload_header,
                             sizeof p->offload_header);
         ret[n++] = (TapotunHeader) { "x-tun-offload", p->offload_header };
+
+        r = peer_build_routes_header(p);
+        if (r < 0)
+                return r;
+        if (p->routes_header)
+                ret[n++] = (TapotunHeader) { "x-tun-routes", p->routes_header };
 
         *n_ret = n;
         return 0;

@@ -59,8 +59,11 @@ struct TapotunPeer {
         char conf[WIRE_TUN_CONF_STRLEN + 1];
         char conf6[64];
         char offload_header[64];
+        char *routes_header;
 
         PeerStats stats;
+        uint64_t spoof_logged;   /* CLOCK_MONOTONIC usec of the last spoofing message */
+        uint64_t spoof_reported; /* drops[SPOOFED] at that message */
 };
 
 int peer_new(Iface *iface, size_t index, const char *name, const TapotunClientConfig *client, Peer **ret);
@@ -73,6 +76,8 @@ int peer_send(Peer *p, const void *frame, size_t len);
 /* Wakes the RX streams that were paused for congestion. */
 void peer_wake_rx(Peer *p);
 void peer_count_drop(Peer *p, TapotunDropReason reason);
+/* Counts a packet dropped for its foreign source address and says so in the log, at most every 10 s. */
+void peer_drop_spoofed(Peer *p, const uint8_t *ip, size_t len);
 
 /* The TapotunHost services that act on peers. */
 int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret, size_t *n_ret);

@@ -718,6 +718,15 @@ int tunnel_set_mtu_up(Tunnel *t, uint32_t mtu) {
         return tunnel_wait(t, r, &result);
 }
 
+int tunnel_set_accept_local(Tunnel *t, bool accept) {
+        int result = 0, r;
+
+        assert(t);
+
+        r = netlink_link_accept_local(t->netlink, t->ifindex, accept, on_request_done, &result);
+        return tunnel_wait(t, r, &result);
+}
+
 int tunnel_add_address(Tunnel *t, const TapotunPrefix *a) {
         TunnelObject o;
         int r;

@@ -45,6 +45,8 @@ int tunnel_write(Tunnel *t, const void *frame, size_t len);
  * exist are kept and not removed later; objects this tunnel added are removed by tunnel_free() or by
  * the matching tunnel_*_remove. */
 int tunnel_set_mtu_up(Tunnel *t, uint32_t mtu);
+/* IPv4 accept_local on the device (see netlink_link_accept_local()). */
+int tunnel_set_accept_local(Tunnel *t, bool accept);
 int tunnel_add_address(Tunnel *t, const TapotunPrefix *a);
 int tunnel_remove_address(Tunnel *t, const TapotunPrefix *a);
 int tunnel_add_route(Tunnel *t, const TapotunPrefix *dst, uint32_t table);

@@ -293,6 +293,10 @@ static bool host_bits_zero(const TapotunPrefix *p) {
         return i >= size || memcmp(p->addr.bytes + i, zero, size - i) == 0;
 }
 
+bool wire_prefix_is_network(const TapotunPrefix *p) {
+        return p->family != 0 && host_bits_zero(p);
+}
+
 int wire_prefix_parse(const char *s, bool network, TapotunPrefix *ret) {
         char buf[INET6_ADDRSTRLEN];
         TapotunPrefix p = {};

@@ -41,6 +41,8 @@ void wire_offload_format(uint32_t bits, char *ret, size_t size);
 int wire_prefix_parse(const char *s, bool network, TapotunPrefix *ret);
 /* "a.b.c.d/p"; RET at least 64 bytes. */
 void wire_prefix_format(const TapotunPrefix *p, char *ret, size_t size);
+/* Whether every host bit of P is zero. */
+bool wire_prefix_is_network(const TapotunPrefix *p);
 bool wire_prefix_contains(const TapotunPrefix *net, const TapotunPrefix *addr);
 bool wire_prefix_overlaps(const TapotunPrefix *a, const TapotunPrefix *b);
 bool wire_prefix_equal(const TapotunPrefix *a, const TapotunPrefix *b);

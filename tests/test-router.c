@@ -242,6 +242,13 @@ static const RouteCase route_cases[] = {
         { "tunnel6/source-pin", T, "2001:db8::9", "2001:db8:ffff::1", BETA },
         { "tunnel6/no-route", T, "2001:db8:1::1", "fd99::1", NO_ROUTE },
         { "tunnel6/v4-mapped-is-not-v4", T, "2001:db8:1::1", "::ffff:10.10.0.2", NO_ROUTE },
+        /* link-scoped traffic never crosses the tunnel, and is not "no route" (no ICMP answer) */
+        { "tunnel/multicast", T, "10.10.0.1", "224.0.0.251", -TAPOTUN_DROP_LINK_LOCAL },
+        { "tunnel/broadcast", T, "10.10.0.1", "255.255.255.255", -TAPOTUN_DROP_LINK_LOCAL },
+        { "tunnel6/multicast", T, "fe80::1", "ff02::1", -TAPOTUN_DROP_LINK_LOCAL },
+        { "tunnel6/link-local", T, "fd00::1", "fe80::2", -TAPOTUN_DROP_LINK_LOCAL },
+        { "client6/router-solicitation", ALPHA, "fe80::2", "ff02::2", -TAPOTUN_DROP_LINK_LOCAL },
+        { "client6/link-local-source", ALPHA, "fe80::2", "fd00::1", -TAPOTUN_DROP_LINK_LOCAL },
 
         /* from a client: anti-spoofing */
         { "client/spoofed", ALPHA, "192.0.2.99", "192.0.2.1", SPOOFED },
@@ -578,10 +585,20 @@ static bool ref_local(const TapotunIfaceConfig *cfg, const Addr *dst) {
         return false;
 }
 
+/* Multicast, broadcast, IPv6 link-local: never forwarded. */
+static bool ref_link_scoped(const Addr *src, const Addr *dst) {
+        if (dst->family == AF_INET)
+                return (dst->b[0] & 0xf0) == 0xe0 || memcmp(dst->b, "\xff\xff\xff\xff", 4) == 0;
+        return dst->b[0] == 0xff || (src->b[0] == 0xfe && (src->b[1] & 0xc0) == 0x80) ||
+               (dst->b[0] == 0xfe && (dst->b[1] & 0xc0) == 0x80);
+}
+
 static int ref_route(const Ref *ref, int from, const Addr *src, const Addr *dst) {
         const TapotunIfaceConfig *cfg = ref->cfg;
         int k;
 
+        if (ref_link_scoped(src, dst))
+                return -TAPOTUN_DROP_LINK_LOCAL;
         if (from == T) {
                 k = ref_owned(ref, dst, -1);
                 if (k < 0)

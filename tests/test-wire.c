@@ -444,6 +444,27 @@ static void test_prefixes_limit(void) {
                         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
 }
 
+static void test_prefix_is_network(void) {
+        static const struct {
+                const char *s;
+                bool network;
+        } cases[] = {
+                { "10.1.2.0/24", true },   { "10.1.2.3/24", false }, { "10.1.2.3", true },
+                { "0.0.0.0/0", true },     { "fd00::/64", true },    { "fd00::1/64", false },
+                { "fd00::1", true },       { "::/0", true },         { "10.1.2.128/25", true },
+        };
+        TapotunPrefix unset = {};
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                TapotunPrefix p;
+
+                g_assert_cmpint(wire_prefix_parse(cases[i].s, false, &p), ==, 0);
+                if (wire_prefix_is_network(&p) != cases[i].network)
+                        g_error("%s: expected %s", cases[i].s, cases[i].network ? "a network" : "host bits");
+        }
+        g_assert_false(wire_prefix_is_network(&unset));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -461,5 +482,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/wire/prefixes_parse/table", test_prefixes_parse);
         g_test_add_func("/wire/prefixes_parse/limit", test_prefixes_limit);
 
+        g_test_add_func("/wire/prefix/is-network", test_prefix_is_network);
         return g_test_run();
 }

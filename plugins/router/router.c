@@ -294,6 +294,15 @@ static bool lookup_any(const PrefixTable *t, bool v6, PrefixAddr a) {
         return prefix_table_next(t, v6, a, &cursor);
 }
 
+/* Multicast, broadcast and IPv6 link-local traffic belongs to one link: the kernel's neighbour and router
+ * discovery on the TUNs, never forwarded between hosts. */
+static bool packet_link_scoped(const Packet *p) {
+        if (!p->v6)
+                return (p->dst.lo >> 28) == 0xe || p->dst.lo == 0xffffffffu;
+        return (p->dst.hi >> 56) == 0xff || (p->src.hi >> 54) == (0xfe80u >> 6) ||
+               (p->dst.hi >> 54) == (0xfe80u >> 6);
+}
+
 static int router_route(void *instance, int from, const uint8_t *packet, size_t len) {
         const Router *r = instance;
         Packet p;
@@ -304,6 +313,8 @@ static int router_route(void *instance, int from, const uint8_t *packet, size_t 
         k = packet_parse(packet, len, &p);
         if (k < 0)
                 return k;
+        if (packet_link_scoped(&p))
+                return -TAPOTUN_DROP_LINK_LOCAL;
 
         if (from == TAPOTUN_ROUTE_TUNNEL) {
                 to = lookup_owner(r->owned, p.v6, p.dst, NO_CLIENT);

@@ -161,9 +161,8 @@ e2e_client_config() {
 [
   {
     "name": "tun0",
-    "server": "${3:-http://$SRV_UNDERLAY:8080/tun}",
-    "token": "${2:-test}",
-    "reconnect_min": 1
+    "server": "${3:-http://$SRV_UNDERLAY:8080/}",
+    "token": "${2:-test}"
   }
 ]
 JSON

@@ -23,7 +23,7 @@ check "ping client -> server" ip netns exec "$NS_CLI" ping -c 3 -i 0.2 -W 2 10.1
 check "ping server -> client" ip netns exec "$NS_SRV" ping -c 3 -i 0.2 -W 2 10.10.0.2
 
 # 1 GiB client -> server, checksummed on both ends.
-ip netns exec "$NS_SRV" $WIRE blast-recv 10.10.0.1 5001 >"$E2E_TMP/recv.out" &
+ip netns exec "$NS_SRV" timeout 300 $WIRE blast-recv 10.10.0.1 5001 >"$E2E_TMP/recv.out" &
 RECV=$!
 wait_for 5 bash -c "ip netns exec $NS_SRV ss -ltn | grep -q ':5001'"
 sent=$(ip netns exec "$NS_CLI" timeout 300 $WIRE blast-send 10.10.0.1 5001 $((1 << 30)))
@@ -34,7 +34,7 @@ diag "received: $recv"
 check "1 GiB TCP transfer arrives intact (sha256)" test -n "$sent" -a "$sent" = "$recv"
 
 # 64 MiB server -> client.
-ip netns exec "$NS_CLI" $WIRE blast-recv 10.10.0.2 5002 >"$E2E_TMP/recv2.out" &
+ip netns exec "$NS_CLI" timeout 120 $WIRE blast-recv 10.10.0.2 5002 >"$E2E_TMP/recv2.out" &
 RECV=$!
 wait_for 5 bash -c "ip netns exec $NS_CLI ss -ltn | grep -q ':5002'"
 sent=$(ip netns exec "$NS_SRV" timeout 120 $WIRE blast-send 10.10.0.2 5002 $((64 << 20)))

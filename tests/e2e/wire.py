@@ -10,6 +10,8 @@
       finishes the request. Prints the status line of the response.
   wire.py udp-listen ADDR PORT OUT SECONDS
       Receives UDP datagrams for SECONDS and writes each payload as a line to OUT.
+  wire.py udp-send SRC DST PORT PAYLOAD [MARK]
+      Sends one UDP datagram from SRC (bound) to DST:PORT, with SO_MARK when MARK is given.
   wire.py blast-recv ADDR PORT
       Accepts one TCP connection, reads to EOF, prints "<bytes> <sha256>".
   wire.py blast-send ADDR PORT BYTES
@@ -105,7 +107,7 @@ def cmd_put_hold(host, port, key, src, dst, dport, fifo):
 
 
 def cmd_udp_listen(addr, port, out, seconds):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, int(port)))
     end = time.time() + float(seconds)
     with open(out, "w") as f:
@@ -117,6 +119,15 @@ def cmd_udp_listen(addr, port, out, seconds):
                 continue
             f.write(data.decode(errors="replace") + "\n")
             f.flush()
+
+
+def cmd_udp_send(src, dst, port, payload, mark=None):
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if mark is not None:
+        s.setsockopt(socket.SOL_SOCKET, 36, int(mark))  # SO_MARK
+    s.bind((src, 0))
+    s.sendto(payload.encode(), (dst, int(port)))
 
 
 def cmd_blast_recv(addr, port):

@@ -94,6 +94,14 @@ typedef struct TapotunIfaceConfig {
         uint64_t reconnect_min_usec; /* first retry after a random delay in [min, 3 x min] (3 s) */
         uint64_t reconnect_max_usec; /* retries back off, doubling, up to this (60 s) */
         uint64_t stall_timeout_usec; /* abort a transfer without progress for this long (60 s) */
+
+        /* server: networks pushed to every client in x-tun-routes */
+        TapotunPrefix *push_routes;
+        size_t n_push_routes;
+        bool push_local_routes;  /* also push `routes` */
+        bool push_client_routes; /* also push the other clients' addresses and routes */
+        /* client: install the networks the server pushes */
+        bool accept_routes;
 } TapotunIfaceConfig;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -209,6 +217,7 @@ typedef enum TapotunDropReason {
         TAPOTUN_DROP_QUEUE_FULL,
         TAPOTUN_DROP_STALE,
         TAPOTUN_DROP_INVALID,
+        TAPOTUN_DROP_LINK_LOCAL, /* multicast, broadcast or link-local: does not cross the tunnel */
         _TAPOTUN_DROP_MAX,
 } TapotunDropReason;
 
