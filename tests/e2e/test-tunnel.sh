@@ -61,5 +61,26 @@ check "the intruding GET was accepted (200)" test "$code" = 200
 check "it was superseded by the reconnecting client well before curl's 30 s limit" test "$elapsed" -lt 20
 check "the tunnel works after the takeover" wait_for 30 ip netns exec "$NS_CLI" ping -c 1 -W 1 10.10.0.1
 
+# fwmark on the client, as in the original: a table with a default route via the TUN and a rule, so
+# only marked traffic goes through the tunnel.
+e2e_stop "$CLI_PID"
+cat >"$E2E_TMP/client-mark.json" <<JSON
+[ { "name": "tun0", "server": "http://$SRV_UNDERLAY:8080/", "token": "test",
+    "mark": { "value": 7, "table": 70, "priority": 700 } } ]
+JSON
+e2e_start "$NS_CLI" client-mark "$E2E_TMP/client-mark.json"
+CLI_PID=$E2E_LAST_PID
+check "client with mark comes up" wait_for 15 tun_has_addr "$NS_CLI" tun0 10.10.0.2
+check "client rule fwmark 7 lookup 70 pref 700" bash -c "ip -n $NS_CLI -j rule show | grep -q '\"priority\":700,.*\"fwmark\":\"0x7\",\"table\":\"70\"'"
+check "client table 70 has a default route via tun0" bash -c "ip -n $NS_CLI -j route show table 70 | grep -q '\"dst\":\"default\",\"dev\":\"tun0\"'"
+# 198.51.100.99 is an address of the server host that the client has no route to.
+ip -n "$NS_SRV" addr add 198.51.100.99/32 dev lo
+ip netns exec "$NS_CLI" ping -c 1 -W 2 198.51.100.99 >"$E2E_TMP/unmarked.out" 2>&1
+check "unmarked traffic to 198.51.100.99 does not enter the tunnel" grep -q "Network is unreachable" "$E2E_TMP/unmarked.out"
+check "marked traffic goes through the tunnel and is answered" \
+        ip netns exec "$NS_CLI" ping -c 2 -i 0.2 -W 2 -m 7 198.51.100.99
+e2e_stop "$CLI_PID"
+check "the client removes its rule on exit" bash -c "! ip -n $NS_CLI -j rule show | grep -q '\"priority\":700'"
+
 e2e_finish
 exit 0
