@@ -15,7 +15,7 @@ esac
 
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 builddir=${FUZZ_BUILDDIR:-${TMPDIR:-/tmp}/tapotun-fuzz-build}
-targets="fuzz-frame fuzz-tun-conf fuzz-wire-prefixes"
+targets="${FUZZ_TARGETS:-fuzz-frame fuzz-tun-conf fuzz-wire-prefixes fuzz-conf}"
 
 if [ ! -f "$builddir/build.ninja" ]; then
         CC=${CC:-clang} meson setup "$builddir" "$srcdir" -Dfuzz=enabled
