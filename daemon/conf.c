@@ -539,6 +539,8 @@ static const Field iface_fields[] = {
         { "reconnect_min", MODE_CLIENT },
         { "reconnect_max", MODE_CLIENT },
         { "stall_timeout", MODE_CLIENT },
+        { "http", MODE_CLIENT },
+        { "offloads", MODE_CLIENT },
 };
 
 static const Field mark_fields[] = {
@@ -1446,6 +1448,39 @@ static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg
                 p->oom = true;
 }
 
+/* `offloads`: the TUN offloads a client may accept and announce, for a peer (or a kernel) that cannot
+ * take the rest; the server then segments in software. */
+static void parse_offloads(Parser *p, const json_t *f, TapotunIfaceConfig *cfg) {
+        static const char *const names[] = { "csum", "tso4", "tso6", "ecn", "uso4", "uso6" };
+        uint32_t mask = TAPOTUN_OFFLOADS_SET;
+        size_t i, saved;
+        json_t *e;
+
+        if (!json_is_array(f)) {
+                report(p, "offloads", _("expected an array of strings, got %s"), DESCRIBE(f));
+                return;
+        }
+        saved = path_push_key(p, "offloads");
+        json_array_foreach(f, i, e) {
+                const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+                size_t entry = path_push_index(p, i);
+                uint32_t bit = 0;
+
+                for (size_t k = 0; s && k < ELEMENTSOF(names); k++)
+                        if (streq(s, names[k]))
+                                bit = wire_offload_parse(names[k]);
+                if (!s)
+                        report(p, NULL, _("expected a string, got %s"), DESCRIBE(e));
+                else if (bit == 0)
+                        report(p, NULL, _("unknown offload %s; expected csum, tso4, tso6, ecn, uso4 or uso6"),
+                               QUOTE(s));
+                mask |= bit;
+                path_pop(p, entry);
+        }
+        path_pop(p, saved);
+        cfg->offloads_mask = mask;
+}
+
 static void parse_client_mode(Parser *p, const json_t *v, TapotunIfaceConfig *cfg) {
         const char *s;
         json_t *f;
@@ -1492,6 +1527,25 @@ static void parse_client_mode(Parser *p, const json_t *v, TapotunIfaceConfig *cf
         f = json_object_get(v, "accept_routes");
         if (f && expect_bool(p, "accept_routes", f, &b) >= 0)
                 cfg->accept_routes = b;
+
+        f = json_object_get(v, "http");
+        if (f && expect_string(p, "http", f, &s) >= 0) {
+                if (streq(s, "1.1"))
+                        cfg->http_version = TAPOTUN_HTTP_1_1;
+                else if (!streq(s, "2"))
+                        report(p, "http", _("expected \"1.1\" or \"2\", got %s"), QUOTE(s));
+                /* HTTP/2 is chosen in the TLS handshake (ALPN); the tapotun server itself speaks HTTP/1.1
+                 * only, so cleartext HTTP/2 would reach nothing that understands it. */
+                else if (cfg->server && strncasecmp(cfg->server, "https://", 8) != 0)
+                        report(p, "http", _("\"2\" needs an https:// server URL (HTTP/2 is negotiated in "
+                                            "the TLS handshake); use \"1.1\" for http://"));
+                else
+                        cfg->http_version = TAPOTUN_HTTP_2;
+        }
+
+        f = json_object_get(v, "offloads");
+        if (f)
+                parse_offloads(p, f, cfg);
 }
 
 static void parse_client_timers(Parser *p, const json_t *v, TapotunIfaceConfig *cfg) {

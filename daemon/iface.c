@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "frame.h"
+#include "gso.h"
 #include "icmp.h"
 #include "iface.h"
 #include "log.h"
@@ -121,7 +122,8 @@ static int iface_start_server(Iface *i) {
         const TapotunPlugin *router = manager_plugin(i->manager, TAPOTUN_PLUGIN_ROUTER);
         int r;
 
-        r = iface_create_tun(i, WIRE_OFFLOAD_V1);
+        /* All the kernel offers: a peer whose TUN takes less gets its frames segmented (peer_send()). */
+        r = iface_create_tun(i, WIRE_OFFLOAD_ALL);
         if (r < 0)
                 return r;
 
@@ -199,6 +201,10 @@ Iface *iface_free(Iface *i) {
         for (size_t j = 0; j < i->n_peers; j++)
                 peer_free(i->peers[j]);
         free(i->peers);
+        for (size_t j = 0; j < i->n_retired; j++)
+                peer_free(i->retired[j]);
+        free(i->retired);
+        sd_event_source_disable_unref(i->sweep);
         tunnel_free(i->tun);
         free(i->pushed_routes);
         return mfree(i);
@@ -207,7 +213,7 @@ Iface *iface_free(Iface *i) {
 static int iface_tun_write(Iface *i, const uint8_t *frame, size_t len) {
         int r;
 
-        r = tunnel_write(i->tun, frame, len);
+        r = tunnel_write_coalesced(i->tun, frame, len);
         if (r < 0)
                 return 0; /* counted by the tunnel */
         if (r > 0)
@@ -280,6 +286,10 @@ int iface_host_receive(TapotunPeer *p, void *stream, const void *frame, size_t l
         Iface *i = p->iface;
         int r;
 
+        /* Its index means another client now: nothing of it is forwarded. */
+        if (p->retired)
+                return 0;
+
         if (frame_validate(frame, len) != FRAME_ERROR_NONE) {
                 peer_count_drop(p, TAPOTUN_DROP_INVALID);
                 return -EBADMSG;
@@ -291,8 +301,7 @@ int iface_host_receive(TapotunPeer *p, void *stream, const void *frame, size_t l
                 return 0;
         }
 
-        p->stats.rx_packets++;
-        p->stats.rx_bytes += len;
+        peer_count_rx(p, len);
         r = iface_forward(i, p, frame, len);
         if (r > 0) {
                 for (size_t k = 0; k < p->n_rx; k++)
@@ -445,8 +454,8 @@ int iface_host_configure(TapotunPeer *p, const TapotunHeader *resp, size_t n_res
         p->offloads = offload ? wire_offload_parse(offload) : WIRE_OFFLOAD_V1;
 
         if (!i->tun) {
-                /* Our TUN hands us only what the server accepts. */
-                r = iface_create_tun(i, p->offloads);
+                /* Our TUN hands us only what the server accepts, and takes only what it may. */
+                r = iface_create_tun(i, p->offloads & gso_offloads_allowed(i->cfg->offloads_mask));
                 if (r < 0)
                         return r;
         }
@@ -470,4 +479,344 @@ size_t iface_host_n_peers(TapotunTunnel *t) {
 
 TapotunPeer *iface_host_peer(TapotunTunnel *t, size_t i) {
         return i < t->n_peers ? t->peers[i] : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Reload */
+
+struct IfaceUpdate {
+        const TapotunIfaceConfig *cfg;
+        const TapotunRouterOps *router_ops;
+        void *router;
+        size_t n_peers;
+        Peer **peers;   /* in cfg->clients order: kept peers and new ones */
+        bool *kept;     /* peers[j] existed before */
+        char **names;   /* the new name of a kept peer whose name changed */
+        char **pushed;  /* what a kept peer was told under the old configuration */
+        Peer **retired; /* room for i->retired plus every peer this update removes */
+};
+
+IfaceUpdate *iface_update_free(IfaceUpdate *u) {
+        if (!u)
+                return NULL;
+        if (u->router)
+                u->router_ops->instance_free(u->router);
+        for (size_t j = 0; j < u->n_peers; j++) {
+                if (u->peers && !u->kept[j])
+                        peer_free(u->peers[j]);
+                free(u->names[j]);
+                free(u->pushed[j]);
+        }
+        free(u->peers);
+        free(u->kept);
+        free(u->names);
+        free(u->pushed);
+        free(u->retired);
+        return mfree(u);
+}
+
+static Peer *iface_find_peer_by_token(Iface *i, const uint8_t token_sha1[static SHA_DIGEST_LENGTH]) {
+        for (size_t j = 0; j < i->n_peers; j++)
+                if (memcmp(i->peers[j]->client->token_sha1, token_sha1, SHA_DIGEST_LENGTH) == 0)
+                        return i->peers[j];
+        return NULL;
+}
+
+int iface_update_prepare(Iface *i, const TapotunIfaceConfig *cfg, IfaceUpdate **ret) {
+        _cleanup_(iface_update_freep) IfaceUpdate *u = NULL;
+        size_t n = cfg->n_clients, n_kept = 0;
+        int r;
+
+        if (i->cfg->mode != TAPOTUN_MODE_SERVER || cfg->mode != TAPOTUN_MODE_SERVER)
+                return -EINVAL;
+
+        u = calloc(1, sizeof(IfaceUpdate));
+        if (!u)
+                return -ENOMEM;
+        u->cfg = cfg;
+        u->n_peers = n;
+        u->peers = calloc(MAX(n, 1u), sizeof(Peer *));
+        u->kept = calloc(MAX(n, 1u), sizeof(bool));
+        u->names = calloc(MAX(n, 1u), sizeof(char *));
+        u->pushed = calloc(MAX(n, 1u), sizeof(char *));
+        if (!u->peers || !u->kept || !u->names || !u->pushed)
+                return -ENOMEM;
+
+        for (size_t j = 0; j < n; j++) {
+                const TapotunClientConfig *c = &cfg->clients[j];
+                Peer *p = iface_find_peer_by_token(i, c->token_sha1);
+
+                if (!p) {
+                        r = peer_new(i, j, c->name, c, &u->peers[j]);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                u->peers[j] = p;
+                u->kept[j] = true;
+                n_kept++;
+                if (!streq(p->name, c->name)) {
+                        u->names[j] = strdup(c->name);
+                        if (!u->names[j])
+                                return -ENOMEM;
+                }
+                r = peer_pushed_config(p, &u->pushed[j]);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Tokens are unique within an interface, so every peer not kept is removed. */
+        u->retired = reallocarray(NULL, i->n_retired + (i->n_peers - n_kept) + 1, sizeof(Peer *));
+        if (!u->retired)
+                return -ENOMEM;
+
+        u->router_ops = i->router_ops;
+        /* The router logs what it finds wrong. */
+        r = u->router_ops->instance_new(&i->manager->host, cfg, &u->router);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(u);
+        return 0;
+}
+
+static bool cfg_has_address(const TapotunIfaceConfig *c, const TapotunPrefix *a) {
+        if (wire_prefix_equal(&c->net, a) || wire_prefix_equal(&c->net6, a))
+                return true;
+        for (size_t j = 0; j < c->n_ips; j++)
+                if (wire_prefix_equal(&c->ips[j], a))
+                        return true;
+        return false;
+}
+
+static bool cfg_has_client_route(const TapotunIfaceConfig *c, const TapotunPrefix *a) {
+        for (size_t j = 0; j < c->n_clients; j++)
+                for (size_t k = 0; k < c->clients[j].n_routes; k++)
+                        if (wire_prefix_equal(&c->clients[j].routes[k], a))
+                                return true;
+        return false;
+}
+
+/* Calls F on every address of C that D does not have. */
+static int foreach_address_not_in(Iface *i, const TapotunIfaceConfig *c, const TapotunIfaceConfig *d,
+                                  int (*f)(Iface *i, const TapotunPrefix *a)) {
+        int r, ret = 0;
+
+        if (c->net.family != 0 && !cfg_has_address(d, &c->net) && (r = f(i, &c->net)) < 0 && ret == 0)
+                ret = r;
+        if (c->net6.family != 0 && !cfg_has_address(d, &c->net6) && (r = f(i, &c->net6)) < 0 && ret == 0)
+                ret = r;
+        for (size_t j = 0; j < c->n_ips; j++)
+                if (!cfg_has_address(d, &c->ips[j]) && (r = f(i, &c->ips[j])) < 0 && ret == 0)
+                        ret = r;
+        return ret;
+}
+
+static int iface_remove_address(Iface *i, const TapotunPrefix *a) {
+        char s[64];
+        int r;
+
+        r = tunnel_remove_address(i->tun, a);
+        if (r < 0) {
+                wire_prefix_format(a, s, sizeof s);
+                return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r, "Failed to remove address %s: %m", s);
+        }
+        return 0;
+}
+
+/* The kernel side of a server follows the move from OLD to i->cfg. */
+static int iface_update_kernel(Iface *i, const TapotunIfaceConfig *old) {
+        const TapotunIfaceConfig *c = i->cfg;
+        char s[64];
+        int r, ret = 0;
+
+        if (old->mtu != c->mtu) {
+                r = tunnel_set_mtu_up(i->tun, c->mtu);
+                if (r < 0)
+                        ret = log_tunnel_full_errno(c->name, LOG_ERR, r, "Failed to set MTU %u: %m", c->mtu);
+        }
+
+        /* Old addresses go first: the same address with another prefix length is a new one. */
+        r = foreach_address_not_in(i, old, c, iface_remove_address);
+        if (r < 0 && ret == 0)
+                ret = r;
+        r = foreach_address_not_in(i, c, old, iface_add_address);
+        if (r < 0 && ret == 0)
+                ret = r;
+
+        for (size_t j = 0; j < old->n_clients; j++)
+                for (size_t k = 0; k < old->clients[j].n_routes; k++) {
+                        const TapotunPrefix *a = &old->clients[j].routes[k];
+
+                        if (cfg_has_client_route(c, a))
+                                continue;
+                        r = tunnel_remove_route(i->tun, a, RT_TABLE_MAIN_ID);
+                        if (r < 0) {
+                                wire_prefix_format(a, s, sizeof s);
+                                r = log_tunnel_full_errno(c->name, LOG_ERR, r, "Failed to remove route %s: %m",
+                                                          s);
+                                if (ret == 0)
+                                        ret = r;
+                        }
+                }
+        for (size_t j = 0; j < c->n_clients; j++)
+                for (size_t k = 0; k < c->clients[j].n_routes; k++)
+                        if (!cfg_has_client_route(old, &c->clients[j].routes[k])) {
+                                r = iface_add_route(i, &c->clients[j].routes[k], RT_TABLE_MAIN_ID);
+                                if (r < 0 && ret == 0)
+                                        ret = r;
+                        }
+
+        if (old->mark_value != c->mark_value || old->mark_table != c->mark_table ||
+            old->mark_priority != c->mark_priority || (old->net6.family != 0) != (c->net6.family != 0)) {
+                if (c->mark_value == 0) {
+                        r = tunnel_remove_mark(i->tun);
+                        if (r < 0)
+                                r = log_tunnel_full_errno(c->name, LOG_ERR, r,
+                                                          "Failed to remove the fwmark policy routing: %m");
+                } else
+                        r = iface_add_mark(i, c->net6.family != 0);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+static int on_sweep(sd_event_source *s, void *userdata) {
+        Iface *i = userdata;
+        size_t n = 0;
+
+        for (size_t j = 0; j < i->n_retired; j++)
+                if (peer_has_streams(i->retired[j]))
+                        i->retired[n++] = i->retired[j];
+                else
+                        peer_free(i->retired[j]);
+        i->n_retired = n;
+        return 0;
+}
+
+void iface_retired_peer_idle(Iface *i) {
+        if (!i->sweep && sd_event_add_defer(i->manager->event, &i->sweep, on_sweep, i) < 0)
+                return; /* iface_free() frees it then */
+        (void) sd_event_source_set_enabled(i->sweep, SD_EVENT_ONESHOT);
+}
+
+int iface_update_apply(Iface *i, IfaceUpdate *u) {
+        _cleanup_(iface_update_freep) IfaceUpdate *freed = u;
+        const TapotunIfaceConfig *old = i->cfg;
+        void *old_router;
+        Peer **old_peers;
+        int r;
+
+        /* Clients whose token is gone lose their sessions now; their peers wait for the streams to end. */
+        if (i->n_retired > 0)
+                memcpy(u->retired, i->retired, i->n_retired * sizeof(Peer *));
+        free(i->retired);
+        i->retired = TAKE_PTR(u->retired);
+        for (size_t j = 0; j < i->n_peers; j++) {
+                Peer *p = i->peers[j];
+                bool kept = false;
+
+                for (size_t k = 0; k < u->n_peers && !kept; k++)
+                        kept = u->kept[k] && u->peers[k] == p;
+                if (kept)
+                        continue;
+
+                log_peer_full_errno(p->name, LOG_INFO, 0, "Removed from the configuration%s.",
+                                    peer_has_streams(p) ? ", disconnecting" : "");
+                p->retired = true;
+                p->client = NULL;
+                if (i->transport)
+                        i->transport_ops->disconnect(i->transport, p);
+                if (peer_has_streams(p))
+                        i->retired[i->n_retired++] = p;
+                else
+                        peer_free(p);
+        }
+
+        /* Router, peers and configuration change together: route() answers with indices into peers. */
+        old_router = i->router;
+        old_peers = i->peers;
+        i->router = TAKE_PTR(u->router);
+        i->peers = TAKE_PTR(u->peers);
+        i->n_peers = u->n_peers;
+        i->cfg = u->cfg;
+        for (size_t j = 0; j < i->n_peers; j++) {
+                Peer *p = i->peers[j];
+
+                p->index = j;
+                p->client = &i->cfg->clients[j];
+                if (u->names[j]) {
+                        free(p->name);
+                        p->name = TAKE_PTR(u->names[j]);
+                }
+        }
+        if (old_router)
+                i->router_ops->instance_free(old_router);
+        free(old_peers);
+
+        /* A kept client that would now be told another address, MTU or routes reconnects to learn them. */
+        for (size_t j = 0; j < i->n_peers; j++) {
+                _cleanup_free_ char *now = NULL;
+                Peer *p = i->peers[j];
+
+                if (!u->kept[j])
+                        continue;
+                r = peer_pushed_config(p, &now);
+                if (r >= 0 && streq(now, u->pushed[j]))
+                        continue;
+                if (peer_has_streams(p))
+                        log_peer_full_errno(p->name, LOG_INFO, 0,
+                                            "What this client is told on connecting changed, disconnecting it "
+                                            "so that it reconnects.");
+                if (i->transport)
+                        i->transport_ops->disconnect(i->transport, p);
+        }
+
+        return iface_update_kernel(i, old);
+}
+
+int iface_restart_client(Iface *i, const TapotunIfaceConfig *cfg) {
+        const TapotunIfaceConfig *old = i->cfg;
+        const TapotunPlugin *transport = manager_plugin(i->manager, TAPOTUN_PLUGIN_CLIENT_TRANSPORT);
+        bool mark_changed = old->mark_value != cfg->mark_value || old->mark_table != cfg->mark_table ||
+                            old->mark_priority != cfg->mark_priority;
+        int r, ret = 0;
+
+        if (old->mode != TAPOTUN_MODE_CLIENT || cfg->mode != TAPOTUN_MODE_CLIENT || !transport)
+                return -EINVAL;
+
+        if (i->transport) {
+                i->transport_ops->instance_free(i->transport);
+                i->transport = NULL;
+        }
+
+        /* Pushed routes stay through the reconnect, so that their traffic does not leak past the tunnel
+         * meanwhile, unless they now belong in another table or are no longer wanted. */
+        if (i->tun && (mark_changed || old->accept_routes != cfg->accept_routes)) {
+                uint32_t table = old->mark_value ? old->mark_table : RT_TABLE_MAIN_ID;
+
+                for (size_t k = 0; k < i->n_pushed_routes; k++)
+                        (void) tunnel_remove_route(i->tun, &i->pushed_routes[k], table);
+                i->pushed_routes = mfree(i->pushed_routes);
+                i->n_pushed_routes = 0;
+        }
+
+        i->cfg = cfg;
+        if (i->tun && mark_changed) {
+                if (cfg->mark_value == 0) {
+                        r = tunnel_remove_mark(i->tun);
+                        if (r < 0)
+                                ret = log_tunnel_full_errno(cfg->name, LOG_ERR, r,
+                                                            "Failed to remove the fwmark policy routing: %m");
+                } else if (i->configured)
+                        ret = iface_add_mark(i, i->conf6.family != 0);
+        }
+
+        i->transport_ops = transport->ops;
+        r = i->transport_ops->instance_new(&i->manager->host, i, cfg, &i->transport);
+        if (r < 0)
+                return log_tunnel_full_errno(cfg->name, LOG_ERR, r, "Transport plugin '%s' failed to start: %m",
+                                             transport->name);
+        return ret;
 }

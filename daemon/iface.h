@@ -19,6 +19,10 @@ struct TapotunTunnel {
 
         Peer **peers;
         size_t n_peers;
+        /* Peers a reload removed while they still had streams (Peer.retired); freed once those ended. */
+        Peer **retired;
+        size_t n_retired;
+        sd_event_source *sweep;
 
         const TapotunTransportOps *transport_ops;
         void *transport;
@@ -48,6 +52,22 @@ int iface_new(Manager *m, const TapotunIfaceConfig *cfg, Iface **ret);
 int iface_start(Iface *i);
 Iface *iface_free(Iface *i);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Iface *, iface_free);
+
+/* Reload: the move of a server interface to an entry of a new configuration, prepared in full before
+ * anything changes, so that a failure leaves everything as it was. */
+typedef struct IfaceUpdate IfaceUpdate;
+int iface_update_prepare(Iface *i, const TapotunIfaceConfig *cfg, IfaceUpdate **ret);
+IfaceUpdate *iface_update_free(IfaceUpdate *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(IfaceUpdate *, iface_update_free);
+/* Makes the move and frees U. Clients are matched by token: one whose token is gone is disconnected and
+ * retired; one kept keeps its session unless what it is told on connecting changed, then it reconnects.
+ * Addresses, MTU, client routes and the fwmark rules follow. Returns < 0 when a kernel change failed
+ * (logged); the rest is applied anyway. */
+int iface_update_apply(Iface *i, IfaceUpdate *u);
+/* Client: restarts the transport with CFG; the TUN and the peer's queue stay. */
+int iface_restart_client(Iface *i, const TapotunIfaceConfig *cfg);
+/* The last stream of a retired peer detached: free it from the loop, not from inside the transport. */
+void iface_retired_peer_idle(Iface *i);
 
 /* Routes a frame that arrived from peer FROM (NULL: read from the TUN). Returns 1 when its destination
  * is congested. */

@@ -4,26 +4,39 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus-names.h"
 #include "log.h"
+#include "manager-bus.h"
 #include "manager.h"
 
 static void help(void) {
         printf("%s [OPTIONS...] CONFIG\n\n"
                "Carries IP traffic over HTTP(S) between TUN interfaces.\n\n"
-               "  -h --help        Show this help\n"
-               "     --version     Show the version\n"
-               "  -d --debug       Log debug messages\n",
+               "  -h --help               Show this help\n"
+               "     --version            Show the version\n"
+               "  -d --debug              Log debug messages\n"
+               "     --bus-address=ADDR   Serve the D-Bus interface on this bus instead of the system\n"
+               "                          bus (default: $" TAPOTUN_BUS_ADDRESS_ENV ")\n"
+               "     --instance=NAME      Own org.tapotun1.NAME on the bus (default: the CONFIG file\n"
+               "                          name without \".json\")\n",
                program_invocation_short_name);
 }
 
 static int run(int argc, char *argv[]) {
+        enum {
+                ARG_BUS_ADDRESS = 0x100,
+                ARG_INSTANCE,
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { "debug", no_argument, NULL, 'd' },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "instance", required_argument, NULL, ARG_INSTANCE },
                 {},
         };
         _cleanup_(manager_freep) Manager *m = NULL;
+        const char *bus_address = NULL, *instance = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "hd", options, NULL)) >= 0)
@@ -37,6 +50,12 @@ static int run(int argc, char *argv[]) {
                 case 'd':
                         log_set_max_level(LOG_DEBUG);
                         break;
+                case ARG_BUS_ADDRESS:
+                        bus_address = optarg;
+                        break;
+                case ARG_INSTANCE:
+                        instance = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -46,6 +65,9 @@ static int run(int argc, char *argv[]) {
                                        "see --help.");
 
         r = manager_new(&m);
+        if (r < 0)
+                return r;
+        r = manager_bus_set_options(m, bus_address, instance);
         if (r < 0)
                 return r;
         r = manager_load_config(m, argv[optind]);

@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "manager-bus.h"
 #include "manager.h"
 
 static const char *const plugin_names[_TAPOTUN_PLUGIN_KIND_MAX] = {
@@ -59,6 +60,7 @@ int manager_new(Manager **ret) {
                 .take_listen_fd = iface_host_take_listen_fd,
                 .tunnel_n_peers = iface_host_n_peers,
                 .tunnel_peer = iface_host_peer,
+                .peer_event = peer_host_event,
         };
 
         *ret = TAKE_PTR(m);
@@ -69,10 +71,15 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* Off the bus first: nobody is to see the interfaces go, nor look at them while they do. */
+        manager_bus_stop(m);
+
         /* Interfaces first: their transports and TUNs remove what they added while the loop and the
-         * netlink socket still exist. */
-        for (size_t i = m->n_ifaces; i > 0; i--)
-                iface_free(m->ifaces[i - 1]);
+         * netlink socket still exist. Each leaves the array before it goes, since streams that end while
+         * it is freed look at the others. */
+        m->stopping = true;
+        for (; m->n_ifaces > 0; m->n_ifaces--)
+                iface_free(m->ifaces[m->n_ifaces - 1]);
         free(m->ifaces);
 
         for (size_t i = 0; i < _TAPOTUN_PLUGIN_KIND_MAX; i++)
@@ -86,6 +93,7 @@ Manager *manager_free(Manager *m) {
 
         config_free(m->config);
         free(m->config_path);
+        free(m->reload_problem);
         netlink_free(m->netlink);
         sd_event_unref(m->event);
         return mfree(m);
@@ -131,6 +139,16 @@ static int manager_collect_listen_fds(Manager *m) {
                 m->listen_fds[i] = (ListenFd) { .fd = SD_LISTEN_FDS_START + i, .name = names[i] };
         m->n_listen_fds = (size_t) n;
         free(names);
+
+        /* The server transport accepts on these as they are: anything but a listening TCP socket (a
+         * ListenDatagram= or a path in the .socket unit, say) is a mistake in the unit. */
+        for (size_t i = 0; i < m->n_listen_fds; i++)
+                if (sd_is_socket_inet(m->listen_fds[i].fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0)
+                        return log_error_errno(EINVAL,
+                                               "systemd passed the socket '%s' (fd %i), which is not a "
+                                               "listening TCP socket; use ListenStream= with an IP address "
+                                               "and port in the .socket unit.",
+                                               m->listen_fds[i].name ?: "", m->listen_fds[i].fd);
         return 0;
 }
 
@@ -145,8 +163,23 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         Manager *m = userdata;
 
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        m->stopping = true;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
         return sd_event_exit(m->event, 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        /* manager_reload() logs and reports everything itself; the daemon runs on in any case. */
+        (void) manager_reload(m, NULL);
+        return 0;
+}
+
+int manager_load_plugin(Manager *m, TapotunPluginKind kind) {
+        if (m->plugins[kind])
+                return 0;
+        return plugin_load(plugin_names[kind], kind, &m->host, &m->plugins[kind]);
 }
 
 int manager_start(Manager *m) {
@@ -167,7 +200,7 @@ int manager_start(Manager *m) {
         for (size_t k = 0; k < _TAPOTUN_PLUGIN_KIND_MAX; k++) {
                 if (!need[k])
                         continue;
-                r = plugin_load(plugin_names[k], (TapotunPluginKind) k, &m->host, &m->plugins[k]);
+                r = manager_load_plugin(m, (TapotunPluginKind) k);
                 if (r < 0)
                         return r;
         }
@@ -202,31 +235,47 @@ int manager_start(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGINT: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
 
-        return 0;
+        /* Last, so that the name is owned (and READY=1 may follow) only once everything is up. */
+        return manager_bus_start(m);
 }
 
-static void manager_update_status(Manager *m) {
-        size_t connected = 0, total = 0;
+void manager_update_status(Manager *m) {
+        size_t connected = 0, total = 0, failing = 0;
 
+        if (m->stopping)
+                return;
+
+        /* A client interface without its server is failing; a server's client that is away is not. */
         for (size_t i = 0; i < m->n_ifaces; i++)
                 for (size_t j = 0; j < m->ifaces[i]->n_peers; j++) {
+                        bool up = m->ifaces[i]->peers[j]->state == PEER_CONNECTED;
+
                         total++;
-                        if (m->ifaces[i]->peers[j]->state == PEER_CONNECTED)
-                                connected++;
+                        connected += up;
+                        failing += !up && m->ifaces[i]->cfg->mode == TAPOTUN_MODE_CLIENT;
                 }
-        (void) sd_notifyf(false, "STATUS=%zu of %zu peers connected", connected, total);
+        (void) sd_notifyf(false, "STATUS=%zu of %zu peers connected, %zu failing%s%s", connected, total,
+                          failing, m->reload_problem ? "; " : "", m->reload_problem ?: "");
+}
+
+void manager_notify_ready(Manager *m) {
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
 }
 
 void manager_peer_changed(Manager *m, Peer *p) {
         manager_update_status(m);
+        manager_bus_peer_changed(m, p);
 }
 
 int manager_run(Manager *m) {
         int r;
 
-        (void) sd_notify(false, "READY=1");
-        manager_update_status(m);
+        manager_notify_ready(m);
         log_info("Started with %zu interface(s) from %s.", m->n_ifaces, m->config_path);
 
         r = sd_event_loop(m->event);

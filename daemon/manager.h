@@ -2,6 +2,7 @@
 /* The daemon: one sd-event loop, the loaded plugins, the configured interfaces. */
 #pragma once
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include <tapotun/plugin.h>
@@ -32,6 +33,17 @@ struct Manager {
         /* Sockets passed by systemd, by FileDescriptorName=. */
         ListenFd *listen_fds;
         size_t n_listen_fds;
+
+        /* D-Bus (manager-bus.c): the connection, NULL when there is none; the address to use instead of
+         * the system bus and the instance name, both NULL unless given on the command line. */
+        sd_bus *bus;
+        char *bus_address;
+        char *bus_instance;
+
+        /* What went wrong in the last reload, kept in STATUS= until a reload succeeds; NULL when nothing. */
+        char *reload_problem;
+        /* STOPPING=1 was sent: later status lines would only hide it. */
+        bool stopping;
 };
 
 int manager_new(Manager **ret);
@@ -44,6 +56,21 @@ int manager_load_config(Manager *m, const char *path);
 int manager_start(Manager *m);
 /* Runs the loop until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
+
+/* Re-reads the configuration file and applies the difference without dropping the sessions of unchanged
+ * clients. When the new file is invalid, keeps running on the old one and returns -EINVAL with every
+ * problem in *RET_ERRORS (strv, caller frees); settings that cannot change live are reported there too
+ * (and the rest is applied). Returns 0 when the new file is in effect; *RET_ERRORS is then NULL unless
+ * something was not applied. RET_ERRORS may be NULL. (reload.c) */
+int manager_reload(Manager *m, char ***ret_errors);
+
+/* The one place READY=1 is sent: at startup once the interfaces are up and the plugins loaded, and to end
+ * a reload (RELOADING=1). Also refreshes STATUS=. */
+void manager_notify_ready(Manager *m);
+/* Sends the one-line summary in STATUS= ("2 of 3 peers connected, 0 failing"). */
+void manager_update_status(Manager *m);
+/* Loads the plugin for KIND unless it is loaded already. */
+int manager_load_plugin(Manager *m, TapotunPluginKind kind);
 
 /* CLOCK_MONOTONIC in usec, as the loop last saw it. */
 uint64_t manager_now(Manager *m);

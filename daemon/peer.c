@@ -4,6 +4,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gso.h"
 #include "iface.h"
 #include "log.h"
 #include "manager.h"
@@ -56,12 +57,41 @@ Peer *peer_free(Peer *p) {
         free(p->routes_header);
         free(p->name);
         free(p->remote);
+        free(p->last_error);
         return mfree(p);
+}
+
+/* Replaces *S with a copy of VALUE (NULL clears it); returns whether it changed. On OOM the old value
+ * stays: it only feeds the bus. */
+static bool peer_set_string(char **s, const char *value) {
+        char *c = NULL;
+
+        if (streq_ptr(*s, value))
+                return false;
+        if (value) {
+                c = strdup(value);
+                if (!c)
+                        return false;
+        }
+        free(*s);
+        *s = c;
+        return true;
 }
 
 void peer_count_drop(Peer *p, TapotunDropReason reason) {
         if (reason > 0 && reason < _TAPOTUN_DROP_MAX)
                 p->stats.drops[reason]++;
+}
+
+void peer_count_rx(Peer *p, size_t len) {
+        uint64_t now;
+
+        p->stats.rx_packets++;
+        p->stats.rx_bytes += len;
+        /* The loop's timestamp: one clock read per iteration, not per frame. */
+        if (sd_event_now(p->iface->manager->event, CLOCK_REALTIME, &now) < 0)
+                now = now_realtime();
+        p->last_seen = now;
 }
 
 #define SPOOF_LOG_INTERVAL_USEC (10u * 1000000u)
@@ -90,14 +120,30 @@ void peer_drop_spoofed(Peer *p, const uint8_t *ip, size_t len) {
         p->spoof_reported = p->stats.drops[TAPOTUN_DROP_SPOOFED];
 }
 
-int peer_send(Peer *p, const void *frame, size_t len) {
+static int peer_queue_frame(const uint8_t *frame, size_t len, void *userdata) {
+        Peer *p = userdata;
         int r;
 
         r = queue_push(p->queue, frame, len, manager_now(p->iface->manager));
-        if (r < 0) {
+        if (r < 0)
                 peer_count_drop(p, TAPOTUN_DROP_QUEUE_FULL);
+        return r;
+}
+
+int peer_send(Peer *p, const void *frame, size_t len) {
+        /* Segments for a peer whose TUN lacks an offload the frame uses are built here, one at a time: the
+         * loop is single-threaded. */
+        static uint8_t gso_buf[GSO_BUF_SIZE];
+        int r;
+
+        if (gso_frame_needs(frame, len) & ~p->offloads) {
+                r = gso_segment(frame, len, p->offloads, gso_buf, peer_queue_frame, p);
+                if (r == -EBADMSG)
+                        peer_count_drop(p, TAPOTUN_DROP_INVALID);
+        } else
+                r = peer_queue_frame(frame, len, p);
+        if (r < 0)
                 return r;
-        }
         if (p->tx_stream && p->tx_wake)
                 p->tx_wake(p->tx_stream);
         return 0;
@@ -111,27 +157,33 @@ void peer_wake_rx(Peer *p) {
                 }
 }
 
-static void peer_update_state(Peer *p) {
+/* Derives the state from the attached streams and tells the manager when it changed, or when CHANGED says
+ * that another property it publishes (remote, last_error) did. */
+static void peer_update_state(Peer *p, bool changed) {
         PeerState s;
 
         if (p->tx_stream && p->n_rx > 0)
                 s = PEER_CONNECTED;
+        else if (p->backoff)
+                s = PEER_BACKOFF;
         else if (p->tx_stream || p->n_rx > 0)
                 s = PEER_CONNECTING;
         else
                 s = PEER_DISCONNECTED;
 
-        if (s == p->state)
+        if (s == p->state && !changed)
                 return;
-        if (s == PEER_CONNECTED) {
+        if (s == PEER_CONNECTED && p->state != PEER_CONNECTED) {
                 p->connected_since = now_realtime();
                 log_peer_full_errno(p->name, LOG_INFO, 0, "Connected from %s.", p->remote ?: "?");
-        } else if (p->state == PEER_CONNECTED) {
+        } else if (s != PEER_CONNECTED && p->state == PEER_CONNECTED) {
                 p->connected_since = 0;
                 log_peer_full_errno(p->name, LOG_INFO, 0, "Disconnected.");
         }
         p->state = s;
-        manager_peer_changed(p->iface->manager, p);
+        /* A retired peer is no longer part of the interface: nobody is to hear of it again. */
+        if (!p->retired)
+                manager_peer_changed(p->iface->manager, p);
 }
 
 static const char *header_get(const TapotunHeader *h, size_t n, const char *name) {
@@ -235,8 +287,36 @@ int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, Tap
         return 0;
 }
 
+int peer_pushed_config(Peer *p, char **ret) {
+        TapotunHeader h[8];
+        size_t n = ELEMENTSOF(h), len = 1;
+        uint32_t offloads = p->offloads;
+        char *s, *e;
+        int r;
+
+        /* The answer to a request without headers; the offloads it negotiates are the connected
+         * client's business, so they are left as they were and not compared. */
+        r = peer_host_accept(p, NULL, 0, h, &n);
+        p->offloads = offloads;
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++)
+                len += strlen(h[i].name) + strlen(h[i].value) + 3;
+        s = e = malloc(len);
+        if (!s)
+                return -ENOMEM;
+        *s = 0;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(h[i].name, "x-tun-offload"))
+                        e = stpcpy(stpcpy(stpcpy(stpcpy(e, h[i].name), ": "), h[i].value), "\n");
+        *ret = s;
+        return 0;
+}
+
 int peer_host_request_headers(TapotunPeer *p, TapotunHeader *ret, size_t *n_ret) {
-        uint32_t accept = p->iface->tun ? tunnel_get_offloads(p->iface->tun) : WIRE_OFFLOAD_ALL;
+        uint32_t accept = p->iface->tun ? tunnel_get_offloads(p->iface->tun)
+                                        : gso_offloads_allowed(p->iface->cfg->offloads_mask);
 
         if (*n_ret < 1)
                 return -EINVAL;
@@ -250,6 +330,8 @@ int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *st
                             const char *remote) {
         if (!stream || !wake)
                 return -EINVAL;
+        if (p->retired)
+                return -ESTALE;
 
         if (dir == TAPOTUN_STREAM_TX) {
                 void *old = p->tx_stream;
@@ -268,14 +350,8 @@ int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *st
                 p->rx[p->n_rx++] = (RxStream) { .stream = stream, .wake = wake };
         }
 
-        if (remote) {
-                char *r = strdup(remote);
-                if (r) {
-                        free(p->remote);
-                        p->remote = r;
-                }
-        }
-        peer_update_state(p);
+        p->backoff = false;
+        peer_update_state(p, remote && peer_set_string(&p->remote, remote));
         return 0;
 }
 
@@ -291,14 +367,16 @@ void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason) {
                 }
         if (reason)
                 log_peer_full_errno(p->name, LOG_DEBUG, 0, "Stream ended: %s", reason);
-        peer_update_state(p);
+        peer_update_state(p, reason && peer_set_string(&p->last_error, reason));
+        if (p->retired && !peer_has_streams(p))
+                iface_retired_peer_idle(p->iface);
 }
 
 ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size) {
         uint64_t stale;
         size_t n, frames;
 
-        if (stream != p->tx_stream)
+        if (stream != p->tx_stream || p->retired)
                 return -ESTALE;
         if (size < TAPOTUN_FRAME_MAX)
                 return -EINVAL;
@@ -312,4 +390,24 @@ ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t si
 
 const char *peer_host_name(TapotunPeer *p) {
         return p->name;
+}
+
+void peer_host_event(TapotunPeer *p, TapotunPeerEvent event, const char *detail) {
+        bool changed = false;
+
+        switch (event) {
+        case TAPOTUN_PEER_CONNECTED:
+                changed = detail && peer_set_string(&p->remote, detail);
+                break;
+        case TAPOTUN_PEER_DISCONNECTED:
+                changed = detail && peer_set_string(&p->last_error, detail);
+                break;
+        case TAPOTUN_PEER_BACKOFF:
+                changed = detail && peer_set_string(&p->last_error, detail);
+                p->backoff = true;
+                break;
+        default: /* from a newer plugin: nothing we could show */
+                return;
+        }
+        peer_update_state(p, changed);
 }

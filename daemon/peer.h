@@ -41,7 +41,9 @@ struct TapotunPeer {
         Iface *iface;
         size_t index;
         char *name;
-        const TapotunClientConfig *client; /* server mode */
+        const TapotunClientConfig *client; /* server mode; NULL once retired */
+        /* Removed by a reload: no longer in iface->peers; freed when its last stream has detached. */
+        bool retired;
 
         Queue *queue;
         void *tx_stream;
@@ -54,6 +56,8 @@ struct TapotunPeer {
         uint64_t last_seen;       /* CLOCK_REALTIME usec of the last frame received */
         char *remote;
         uint32_t offloads; /* what the remote side's TUN accepts */
+        char *last_error;  /* why a stream last ended or a reconnect was delayed; NULL: nothing went wrong */
+        bool backoff;      /* client: the transport waits before it reconnects (shown as PEER_BACKOFF) */
 
         /* Strings handed out through peer_accept()/peer_request_headers(). */
         char conf[WIRE_TUN_CONF_STRLEN + 1];
@@ -76,8 +80,18 @@ int peer_send(Peer *p, const void *frame, size_t len);
 /* Wakes the RX streams that were paused for congestion. */
 void peer_wake_rx(Peer *p);
 void peer_count_drop(Peer *p, TapotunDropReason reason);
+/* Counts a frame of LEN bytes received from the remote side and notes when it came (last_seen). */
+void peer_count_rx(Peer *p, size_t len);
 /* Counts a packet dropped for its foreign source address and says so in the log, at most every 10 s. */
 void peer_drop_spoofed(Peer *p, const uint8_t *ip, size_t len);
+
+static inline bool peer_has_streams(const Peer *p) {
+        return p->tx_stream || p->n_rx > 0;
+}
+/* Server: what P's client is told when it connects (x-tun-conf, x-tun-conf6, x-tun-routes) under the
+ * current p->iface->cfg and p->client, as one string. A reload compares it before and after: a client
+ * whose answer changed must reconnect. */
+int peer_pushed_config(Peer *p, char **ret);
 
 /* The TapotunHost services that act on peers. */
 int peer_host_accept(TapotunPeer *p, const TapotunHeader *req, size_t n_req, TapotunHeader *ret, size_t *n_ret);
@@ -87,3 +101,4 @@ int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *st
 void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason);
 ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size);
 const char *peer_host_name(TapotunPeer *p);
+void peer_host_event(TapotunPeer *p, TapotunPeerEvent event, const char *detail);

@@ -14,7 +14,8 @@ typedef struct Entry {
 
 struct Queue {
         uint8_t *ring;
-        size_t capacity;
+        size_t capacity;     /* of ring, which grows on demand */
+        size_t max_capacity; /* the bound */
         size_t head; /* offset of the oldest entry */
         size_t tail; /* offset where the next entry goes */
         size_t used; /* ring bytes in use, markers and padding included */
@@ -25,22 +26,27 @@ struct Queue {
 
 #define ENTRY_SPACE(size) ((sizeof(Entry) + (size) + 7u) & ~(size_t) 7u)
 
+/* The ring a queue starts with: two biggest frames, always room for the next one while it is empty. */
+#define QUEUE_INITIAL_CAPACITY (2 * ENTRY_SPACE(TAPOTUN_FRAME_MAX))
+
 int queue_new(size_t max_bytes, uint64_t max_age_usec, Queue **ret) {
         Queue *q;
 
         /* Room for at least one biggest frame, whatever the configured bound. */
-        max_bytes = MAX(max_bytes, 2 * ENTRY_SPACE(TAPOTUN_FRAME_MAX));
+        max_bytes = MAX(max_bytes, QUEUE_INITIAL_CAPACITY);
         max_bytes = (max_bytes + 7u) & ~(size_t) 7u;
 
         q = calloc(1, sizeof(Queue));
         if (!q)
                 return -ENOMEM;
-        q->ring = malloc(max_bytes);
+        /* Most peers never queue much: the ring grows towards the bound only when frames wait. */
+        q->capacity = MIN(max_bytes, (size_t) QUEUE_INITIAL_CAPACITY);
+        q->ring = malloc(q->capacity);
         if (!q->ring) {
                 free(q);
                 return -ENOMEM;
         }
-        q->capacity = max_bytes;
+        q->max_capacity = max_bytes;
         q->max_age = max_age_usec;
         *ret = q;
         return 0;
@@ -57,6 +63,47 @@ static Entry *entry_at(const Queue *q, size_t off) {
         return (Entry *) (q->ring + off);
 }
 
+/* Moves the entries, oldest first, to the start of a ring of at least NEED more bytes, up to the bound. */
+static int queue_grow(Queue *q, size_t need) {
+        size_t capacity, h = q->head, off = 0, live = 0;
+        uint8_t *ring;
+
+        if (q->capacity >= q->max_capacity)
+                return -ENOBUFS;
+        /* What the entries take without the space lost at the wrap. */
+        for (size_t k = 0, at = h; k < q->frames; k++) {
+                if (q->capacity - at < sizeof(Entry) || entry_at(q, at)->size == 0)
+                        at = 0;
+                live += ENTRY_SPACE(entry_at(q, at)->size);
+                at += ENTRY_SPACE(entry_at(q, at)->size);
+        }
+        capacity = MIN(q->max_capacity, MAX(2 * q->capacity, live + need));
+        capacity = (capacity + 7u) & ~(size_t) 7u;
+        if (live + need > capacity)
+                return -ENOBUFS;
+
+        ring = malloc(capacity);
+        if (!ring)
+                return -ENOMEM;
+        for (size_t k = 0; k < q->frames; k++) {
+                size_t space;
+
+                if (q->capacity - h < sizeof(Entry) || entry_at(q, h)->size == 0)
+                        h = 0;
+                space = ENTRY_SPACE(entry_at(q, h)->size);
+                memcpy(ring + off, q->ring + h, space);
+                off += space;
+                h += space;
+        }
+        free(q->ring);
+        q->ring = ring;
+        q->capacity = capacity;
+        q->head = 0;
+        q->tail = off;
+        q->used = off;
+        return 0;
+}
+
 int queue_push(Queue *q, const void *body, size_t len, uint64_t now) {
         size_t need, wire = TAPOTUN_LEN_SIZE + len, waste = 0;
         Entry *e;
@@ -68,10 +115,19 @@ int queue_push(Queue *q, const void *body, size_t len, uint64_t now) {
 
         if (q->frames > 0 && q->tail <= q->head) {
                 /* Free space is [tail, head). */
-                if (q->head - q->tail < need)
-                        return -ENOBUFS;
-        } else {
+                if (q->head - q->tail < need) {
+                        r = queue_grow(q, need);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (!(q->frames > 0 && q->tail <= q->head)) {
                 /* Free space is [tail, capacity) and [0, head). */
+                if (q->capacity - q->tail < need && q->head < need && q->frames > 0) {
+                        r = queue_grow(q, need);
+                        if (r < 0)
+                                return r;
+                }
                 if (q->capacity - q->tail < need) {
                         if (q->head < need && q->frames > 0)
                                 return -ENOBUFS;

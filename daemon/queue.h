@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A bounded FIFO of frames for one peer's downstream (server) or upstream (client). Frames are stored
- * in wire form (length field + vnet header + packet) in one ring allocated up front, so queueing costs no
- * allocation; frames older than the age limit are dropped instead of being delivered late
+ * in wire form (length field + vnet header + packet) in one ring, which starts at two biggest frames and
+ * doubles when frames wait, up to the bound: an idle peer costs little, and queueing allocates only while
+ * the ring grows. Frames older than the age limit are dropped instead of being delivered late
  * (PROTOCOL.md section 5). */
 #pragma once
 

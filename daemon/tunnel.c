@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "gso.h"
 #include "log.h"
 #include "tunnel.h"
 #include "wire.h"
@@ -104,6 +105,8 @@ struct Tunnel {
 
         uint8_t *rbuf; /* TUNNEL_FRAME_MAX + 1, to see oversized reads */
         TunnelQueue queue;
+        GsoGro *gro;                /* allocated by the first tunnel_write_coalesced() */
+        sd_event_source *gro_flush; /* writes what gro holds at the end of the loop iteration */
 
         TunnelObject *objects;
         size_t n_objects, n_objects_allocated;
@@ -356,6 +359,55 @@ int tunnel_write(Tunnel *t, const void *frame, size_t len) {
                 return 1;
         }
         return 0;
+}
+
+/* Writes what GRO holds. */
+static int tunnel_gro_flush(Tunnel *t) {
+        const uint8_t *frame;
+        size_t len;
+
+        if (!t->gro || !gso_gro_take(t->gro, &frame, &len))
+                return 0;
+        return tunnel_write(t, frame, len);
+}
+
+static int on_gro_flush(sd_event_source *s, void *userdata) {
+        (void) tunnel_gro_flush(userdata);
+        return 0;
+}
+
+int tunnel_write_coalesced(Tunnel *t, const void *frame, size_t len) {
+        int r;
+
+        assert(t);
+        assert(frame);
+
+        if (!t->gro) {
+                t->gro = malloc(sizeof(GsoGro));
+                if (!t->gro || sd_event_add_defer(t->event, &t->gro_flush, on_gro_flush, t) < 0) {
+                        t->gro = mfree(t->gro);
+                        return tunnel_write(t, frame, len);
+                }
+                t->gro->len = 0;
+                (void) sd_event_source_set_description(t->gro_flush, "tunnel-gro");
+                (void) sd_event_source_set_enabled(t->gro_flush, SD_EVENT_OFF);
+        }
+
+        if (gso_gro_add(t->gro, frame, len, t->offloads))
+                r = 0;
+        else {
+                /* It does not continue what is held: that goes first. */
+                r = tunnel_gro_flush(t);
+                if (!gso_gro_add(t->gro, frame, len, t->offloads)) {
+                        int k = tunnel_write(t, frame, len);
+
+                        return k < 0 ? k : MAX(k, MAX(r, 0));
+                }
+        }
+        (void) sd_event_source_set_enabled(t->gro_flush, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return 0; /* the flushed packet was counted as dropped; this frame is held */
+        return r > 0 || queue_above_high(&t->queue) ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -862,6 +914,8 @@ Tunnel *tunnel_free(Tunnel *t) {
                 }
         }
 
+        sd_event_source_disable_unref(t->gro_flush);
+        free(t->gro);
         sd_event_source_disable_unref(t->io);
         safe_close(t->fd);
         sd_event_unref(t->event);

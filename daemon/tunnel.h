@@ -40,6 +40,10 @@ int tunnel_start(Tunnel *t);
  * in a bounded queue that the event loop drains. Returns 0, 1 when the queue is above its high mark
  * (the caller should stop feeding until on_writable), or -ENOBUFS when the frame was dropped. */
 int tunnel_write(Tunnel *t, const void *frame, size_t len);
+/* The same for frames from peers: consecutive TCP segments of one flow are joined into one super-packet
+ * (GRO, gso.h) when the TUN takes TSO, and written before the next frame that does not join or at the
+ * end of the loop iteration. */
+int tunnel_write_coalesced(Tunnel *t, const void *frame, size_t len);
 
 /* Kernel configuration, synchronous (netlink requests flushed), idempotent: objects that already
  * exist are kept and not removed later; objects this tunnel added are removed by tunnel_free() or by

@@ -165,6 +165,14 @@ static TapotunPeer *mock_tunnel_peer(TapotunTunnel *t, size_t i) {
         return i < t->peers->len ? g_ptr_array_index(t->peers, i) : NULL;
 }
 
+static void mock_peer_event(TapotunPeer *p, TapotunPeerEvent event, const char *detail) {
+        if (event != TAPOTUN_PEER_BACKOFF)
+                return;
+        p->n_backoffs++;
+        g_free(p->last_backoff);
+        p->last_backoff = g_strdup(detail);
+}
+
 static TapotunPeer *peer_new(size_t index, const char *name, const char *token_hex) {
         TapotunPeer *p = g_new0(TapotunPeer, 1);
 
@@ -189,6 +197,7 @@ static void peer_free(TapotunPeer *p) {
         g_free(p->last_reason);
         g_free(p->offload_request);
         g_free(p->configured_conf);
+        g_free(p->last_backoff);
         g_free(p);
 }
 
@@ -212,6 +221,7 @@ MockHost *mock_host_new(sd_event *e, TapotunIfaceConfig *cfg) {
                 .take_listen_fd = mock_take_listen_fd,
                 .tunnel_n_peers = mock_tunnel_n_peers,
                 .tunnel_peer = mock_tunnel_peer,
+                .peer_event = mock_peer_event,
         };
         m->tunnel.cfg = cfg;
         m->tunnel.listen_fd = -1;

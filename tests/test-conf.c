@@ -333,7 +333,22 @@ static const BadCase bad_cases[] = {
           L "[0].reconnect_max: reconnect_max (5 s) must not be below reconnect_min (10 s)" },
         { "reconnect-min-above-default-max", CLI(",'reconnect_min':120"),
           L "[0].reconnect_min: reconnect_max (60 s) must not be below reconnect_min (120 s)" },
+        { "offloads-unknown", CLI(",'offloads':['csum','tso5']"),
+          L "[0].offloads[1]: unknown offload \"tso5\"; expected csum, tso4, tso6, ecn, uso4 or uso6" },
+        { "offloads-type", CLI(",'offloads':'csum'"), L "[0].offloads: expected an array of strings, got the string \"csum\"" },
+        { "offloads-entry-type", CLI(",'offloads':[1]"), L "[0].offloads[0]: expected a string, got the integer 1" },
+        { "offloads-server", SRV(",'offloads':[]", CL1("")),
+          L "[0].offloads: only allowed for a client (an interface with \"server\"); this interface is a server "
+            "(it has \"port\")" },
         { "stall-timeout-small", CLI(",'stall_timeout':4"), L "[0].stall_timeout: must be between 5 and 3600, got 4" },
+        { "http-value", CLI(",'http':'2.0'"), L "[0].http: expected \"1.1\" or \"2\", got \"2.0\"" },
+        { "http-type", CLI(",'http':2"), L "[0].http: expected a string, got the integer 2" },
+        { "http2-cleartext", CLI(",'http':'2'"),
+          L "[0].http: \"2\" needs an https:// server URL (HTTP/2 is negotiated in the TLS handshake); use "
+            "\"1.1\" for http://" },
+        { "http-in-server", SRV(",'http':'1.1'", CL1("")),
+          L "[0].http: only allowed for a client (an interface with \"server\"); this interface is a server "
+            "(it has \"port\")" },
         { "reconnect-in-server", SRV(",'reconnect_min':1", CL1("")),
           L "[0].reconnect_min: only allowed for a client (an interface with \"server\"); this interface is a "
             "server (it has \"port\")" },
@@ -453,6 +468,7 @@ static void assert_server_defaults(const TapotunIfaceConfig *i) {
         g_assert_null(i->token);
         g_assert_null(i->ca);
         g_assert_false(i->insecure);
+        g_assert_cmpint(i->http_version, ==, TAPOTUN_HTTP_1_1);
 }
 
 static void test_readme_server(void) {
@@ -502,6 +518,16 @@ static void test_client_timers(void) {
         g_assert_cmpuint(i->stall_timeout_usec, ==, 90 * G_USEC_PER_SEC);
 }
 
+static void test_client_offloads(void) {
+        _cleanup_(config_freep) Config *none = parse_good(CLI(""));
+        _cleanup_(config_freep) Config *empty = parse_good(CLI(",'offloads':[]"));
+        _cleanup_(config_freep) Config *some = parse_good(CLI(",'offloads':['csum','tso4']"));
+
+        g_assert_cmphex(none->ifaces[0].offloads_mask, ==, 0);
+        g_assert_cmphex(empty->ifaces[0].offloads_mask, ==, TAPOTUN_OFFLOADS_SET);
+        g_assert_cmphex(some->ifaces[0].offloads_mask, ==, TAPOTUN_OFFLOADS_SET | 0x03);
+}
+
 static void test_readme_client(void) {
         _cleanup_(config_freep) Config *c = parse_good(README_CLIENT);
         const TapotunIfaceConfig *i;
@@ -522,6 +548,8 @@ static void test_readme_client(void) {
         g_assert_cmpuint(i->keepalive_usec, ==, 55 * G_USEC_PER_SEC);
         g_assert_cmpuint(i->reconnect_max_usec, ==, 60 * G_USEC_PER_SEC);
         g_assert_cmpuint(i->stall_timeout_usec, ==, 60 * G_USEC_PER_SEC);
+        /* HTTP/1.1 unless asked for: every proxy streams it. */
+        g_assert_cmpint(i->http_version, ==, TAPOTUN_HTTP_1_1);
         /* The client learns its MTU and addresses from the server. */
         g_assert_cmpuint(i->mtu, ==, 0);
         g_assert_null(i->listen);
@@ -592,8 +620,8 @@ static void test_all_options(void) {
                 "'sources':['192.168.0.7','192.168.0.8/32'],'allow_spoofing':true},"
                 "{'token':'" TOK2 "','ip':'10.10.0.2','allow_spoofing':false}]},"
                 "{'name':'cli-1_x','server':'HTTPS://user:pw@[2001:db8::1]:8443/ip?x=1','token':'t0k~!',"
-                "'ca':'/etc/ssl/ca.pem','insecure':true,'mark':{'value':0,'table':1}},"
-                "{'name':'cli2','server':'http://edge.example.com','token':'x'}]");
+                "'ca':'/etc/ssl/ca.pem','insecure':true,'mark':{'value':0,'table':1},'http':'2'},"
+                "{'name':'cli2','server':'http://edge.example.com','token':'x','http':'1.1'}]");
         const TapotunIfaceConfig *s = config_find(c, "srv.0"), *k = config_find(c, "cli-1_x");
 
         g_assert_cmpuint(c->n_ifaces, ==, 3);
@@ -640,6 +668,8 @@ static void test_all_options(void) {
         g_assert_cmpstr(k->token, ==, "t0k~!");
         g_assert_cmpstr(k->ca, ==, "/etc/ssl/ca.pem");
         g_assert_true(k->insecure);
+        g_assert_cmpint(k->http_version, ==, TAPOTUN_HTTP_2);
+        g_assert_cmpint(config_find(c, "cli2")->http_version, ==, TAPOTUN_HTTP_1_1);
         g_assert_cmpuint(k->mark_value, ==, 0);
         g_assert_cmpuint(k->mark_table, ==, 1);
         g_assert_cmpuint(k->mark_priority, ==, CONFIG_DEFAULT_MARK_PRIORITY);
@@ -811,7 +841,9 @@ static const CtlCase ctl_cases[] = {
         { "hash-token-empty", NULL, "printf '\\n' | \"$CTL\" hash-token -", 1, "", "The token must not be empty." },
         { "help", NULL, "\"$CTL\" --help", 0, NULL, NULL },
         { "version", NULL, "\"$CTL\" --version", 0, "tapotunctl " PACKAGE_VERSION "\n", NULL },
-        { "no-verb", NULL, "\"$CTL\"", 1, "", "Missing command." },
+        /* A bare tapotunctl lists the daemons: it goes to the bus. */
+        { "no-verb", NULL, "\"$CTL\" --bus-address=unix:path=/nonexistent", 1, "",
+          "Failed to connect to the bus at unix:path=/nonexistent" },
         { "unknown-verb", NULL, "\"$CTL\" frobnicate", 1, "", "Unknown command \"frobnicate\"." },
         { "unknown-option", NULL, "\"$CTL\" --frobnicate", 1, "", "frobnicate" },
 };
@@ -893,6 +925,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/conf/config_parse/readme-server", test_readme_server);
         g_test_add_func("/conf/config_parse/readme-client", test_readme_client);
         g_test_add_func("/conf/config_parse/client-timers", test_client_timers);
+        g_test_add_func("/conf/config_parse/client-offloads", test_client_offloads);
         g_test_add_func("/conf/config_parse/ipv6", test_ipv6);
         g_test_add_func("/conf/config_parse/dual-stack", test_dual_stack);
         g_test_add_func("/conf/config_parse/all-options", test_all_options);

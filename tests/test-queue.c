@@ -151,6 +151,43 @@ static void test_wrap_random(void) {
         g_rand_free(rand);
 }
 
+/* A ring that grows while it is wrapped keeps every frame in order, and stops at the bound. */
+static void test_grow(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[1500], buf[TAPOTUN_FRAME_MAX];
+        uint32_t pushed = 0, pulled = 0;
+        uint64_t stale;
+        size_t frames, n;
+        int r;
+
+        g_assert_cmpint(queue_new(4 << 20, 0, &q), ==, 0);
+        /* Wrap the initial ring: push 100, pull what fits in one buffer, push 100 more. */
+        for (int i = 0; i < 100; i++, pushed++) {
+                make_body(body, 1000 + pushed % 500, pushed);
+                g_assert_cmpint(queue_push(q, body, 1000 + pushed % 500, 0), ==, 0);
+        }
+        n = queue_pull(q, buf, sizeof buf, 0, &stale, &frames);
+        for (size_t off = 0; off < n; off += 2 + 1000 + pulled % 500, pulled++)
+                check_body(buf + off, 1000 + pulled % 500, pulled);
+        for (;;) {
+                make_body(body, 1000 + pushed % 500, pushed);
+                r = queue_push(q, body, 1000 + pushed % 500, 0);
+                if (r < 0)
+                        break;
+                pushed++;
+        }
+        g_assert_cmpint(r, ==, -ENOBUFS);
+        /* Far beyond the initial two biggest frames, within the bound. */
+        g_assert_cmpuint(queue_bytes(q), >, 3 << 20);
+        g_assert_cmpuint(queue_bytes(q), <=, 4 << 20);
+
+        while ((n = queue_pull(q, buf, sizeof buf, 0, &stale, &frames)) > 0)
+                for (size_t off = 0; off < n; off += 2 + 1000 + pulled % 500, pulled++)
+                        check_body(buf + off, 1000 + pulled % 500, pulled);
+        g_assert_cmpuint(pulled, ==, pushed);
+        g_assert_cmpuint(queue_frames(q), ==, 0);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/queue/pull/fifo", test_fifo);
@@ -159,5 +196,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/queue/push/bounded", test_bounded);
         g_test_add_func("/queue/pull/stale", test_stale);
         g_test_add_func("/queue/push/wrap-random", test_wrap_random);
+        g_test_add_func("/queue/push/grow", test_grow);
         return g_test_run();
 }

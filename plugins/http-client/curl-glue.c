@@ -202,7 +202,10 @@ int curl_glue_new(sd_event *e, CurlGlueFinished on_finished, void *userdata, Cur
         if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
             curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
             curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
-            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK)
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK ||
+            /* Transfers that ask for HTTP/2 share one connection (libcurl's default since 7.62; said
+             * here because the HTTP/2 mode depends on it). */
+            curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX) != CURLM_OK)
                 return -EINVAL;
 
         *ret = TAKE_PTR(g);

@@ -106,6 +106,7 @@ struct Client {
         char *token;
         char *ca;
         bool insecure;
+        TapotunHttpVersion http_version;
         uint64_t keepalive_usec;
         uint64_t reconnect_min_usec;
         uint64_t reconnect_max_usec;
@@ -277,6 +278,11 @@ static void transfer_end(Transfer *t, TransferEnd end, const char *reason, const
                 transfer_schedule(t, delay);
                 break;
         }
+
+        /* The wait shows on the bus as the peer's state; a host without peer_event only logs it. */
+        if (end != TRANSFER_END_CLEAN && c->host->struct_size > offsetof(TapotunHost, peer_event) &&
+            c->host->peer_event)
+                c->host->peer_event(c->peer, TAPOTUN_PEER_BACKOFF, reason);
 }
 
 static void transfer_fail(Transfer *t, const char *reason) {
@@ -299,12 +305,16 @@ static int transfer_attach(Transfer *t) {
         Client *c = t->client;
         char remote[128] = "";
         const char *ip = NULL;
-        long port = 0;
+        long port = 0, version, local_port;
         int r;
 
         if (curl_easy_getinfo(t->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip &&
             curl_easy_getinfo(t->easy, CURLINFO_PRIMARY_PORT, &port) == CURLE_OK)
                 snprintf(remote, sizeof remote, strchr(ip, ':') ? "[%s]:%ld" : "%s:%ld", ip, port);
+        if (curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version) != CURLE_OK)
+                version = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_LOCAL_PORT, &local_port) != CURLE_OK)
+                local_port = 0;
 
         r = c->host->stream_attach(c->peer, t->kind == TRANSFER_GET ? TAPOTUN_STREAM_RX : TAPOTUN_STREAM_TX,
                                    t, on_wake, remote);
@@ -314,8 +324,15 @@ static int transfer_attach(Transfer *t) {
         }
         t->attached = true;
         t->attach_usec = client_now(c);
+        /* The HTTP version and the local port show whether HTTP/2 was negotiated and both streams share
+         * one connection. A PUT over HTTP/2 has had no response yet, so curl cannot tell its version. */
         if (!t->up)
-                transfer_log(t, LOG_INFO, 0, "Connected to %s.", remote[0] ? remote : c->server);
+                transfer_log(t, LOG_INFO, 0, "Connected to %s%s, local port %ld.", remote[0] ? remote : c->server,
+                             version == CURL_HTTP_VERSION_2_0   ? " over HTTP/2"
+                             : version == CURL_HTTP_VERSION_1_1 ? " over HTTP/1.1"
+                             : version == CURL_HTTP_VERSION_1_0 ? " over HTTP/1.0"
+                                                                : "",
+                             local_port);
         t->up = true;
         t->failure_key = mfree(t->failure_key);
         return 0;
@@ -670,15 +687,18 @@ static int transfer_start(Transfer *t) {
         if (!easy)
                 return -ENOMEM;
 
-        /* HTTP/1.1 by contract (PROTOCOL.md section 1); no Accept-Encoding: frames do not compress and a
-         * decoder would buffer. The PUT keeps curl's "Expect: 100-continue": a refused PUT then gets its
-         * 403 before curl asks for the body, so no queued frame is pulled into a dead request, and
-         * version 1 servers expect it. */
+        /* HTTP/1.1 by contract (PROTOCOL.md section 1) unless `http` asks for HTTP/2, which ALPN may still
+         * turn down to HTTP/1.1; no Accept-Encoding: frames do not compress and a decoder would buffer.
+         * Over HTTP/1.1 the PUT keeps curl's "Expect: 100-continue": a refused PUT then gets its 403 before
+         * curl asks for the body, so no queued frame is pulled into a dead request, and version 1 servers
+         * expect it. HTTP/2 has no such wait. */
         if (curl_easy_setopt(easy, CURLOPT_URL, c->server) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                             c->http_version == TAPOTUN_HTTP_2 ? (long) CURL_HTTP_VERSION_2TLS
+                                                               : (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long) IO_BUFFER_SIZE) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->request_headers) != CURLE_OK ||
@@ -693,6 +713,11 @@ static int transfer_start(Transfer *t) {
              curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, (long) IO_BUFFER_SIZE) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_put_read) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_READDATA, t) != CURLE_OK))
+                return -EIO;
+
+        /* The second request waits for the first one's connection and shares it rather than opening its
+         * own before the server's ALPN answer is known. */
+        if (c->http_version == TAPOTUN_HTTP_2 && curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK)
                 return -EIO;
 
         if (c->ca && curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca) != CURLE_OK)
@@ -895,6 +920,7 @@ static int client_new(const TapotunHost *host, TapotunTunnel *tunnel, const Tapo
                 return client_log(c, LOG_ERR, ENXIO, "The host has no peer for this interface.");
 
         c->insecure = cfg->insecure;
+        c->http_version = cfg->http_version;
         c->keepalive_usec = cfg->keepalive_usec;
         c->reconnect_min_usec = cfg->reconnect_min_usec;
         c->reconnect_max_usec = MAX(cfg->reconnect_max_usec, cfg->reconnect_min_usec);

@@ -17,7 +17,9 @@ static void get_stream_send(GetStream *g, const void *data, size_t len) {
         h2o_iovec_t buf = h2o_iovec_init(data, len);
 
         g->in_flight = true;
-        if (s->keepalive_usec > 0) {
+        g->sent_usec = server_now(s);
+        /* Armed once: when it fires it waits out the rest of the period since the last send. */
+        if (s->keepalive_usec > 0 && sd_event_source_get_enabled(g->keepalive, NULL) == 0) {
                 (void) sd_event_source_set_time_relative(g->keepalive, s->keepalive_usec);
                 (void) sd_event_source_set_enabled(g->keepalive, SD_EVENT_ONESHOT);
         }
@@ -112,6 +114,12 @@ static int on_get_keepalive(sd_event_source *es, uint64_t usec, void *userdata) 
         if (g->in_flight) {
                 /* Data is on its way already; look again a period later. */
                 (void) sd_event_source_set_time_relative(g->keepalive, s->keepalive_usec);
+                (void) sd_event_source_set_enabled(g->keepalive, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        if (server_now(s) < g->sent_usec + s->keepalive_usec) {
+                /* Data went since the timer was set: wait out the period from then. */
+                (void) sd_event_source_set_time(g->keepalive, g->sent_usec + s->keepalive_usec);
                 (void) sd_event_source_set_enabled(g->keepalive, SD_EVENT_ONESHOT);
                 return 0;
         }

@@ -134,7 +134,9 @@ static void on_put_read(h2o_socket_t *sock, const char *err) {
                 conn_close(c, err);
                 return;
         }
-        (void) conn_timer_set(c, c->server->peer_timeout_usec);
+        /* Only noted: the inactivity timer moves its own deadline when it fires (on_conn_timer()), which
+         * is cheaper than re-arming it on every read. */
+        c->read_usec = server_now(c->server);
         (void) put_process(c);
 }
 
@@ -144,6 +146,7 @@ static int on_put_wake_defer(sd_event_source *es, void *userdata) {
 
         if (c->state == CONN_PUT && c->paused && put_process(c) == PUT_MORE) {
                 c->paused = false;
+                c->read_usec = server_now(s);
                 (void) conn_timer_set(c, s->peer_timeout_usec);
                 h2o_socket_read_start(c->sock, on_put_read);
         }
@@ -257,6 +260,7 @@ void put_start(Conn *c) {
         c->part = HEAD_PART_NONE;
         c->api_key = c->forwarded = c->expect = (Span) {};
 
+        c->read_usec = server_now(s);
         (void) conn_timer_set(c, s->peer_timeout_usec);
         h2o_socket_read_start(c->sock, on_put_read);
         (void) put_process(c);

@@ -86,12 +86,20 @@ bool ratelimit_allow(RateLimit *rl) {
 /* libuv inside sd-event: the backend fd wakes us, the backend timeout is a time source, and uv_run()
  * never blocks. */
 
+/* The loop's time: one clock read per iteration. */
+uint64_t server_now(Server *s) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(s->host->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
 void server_kick(Server *s) {
         (void) sd_event_source_set_enabled(s->uv_kick, SD_EVENT_ONESHOT);
 }
 
 static void server_arm_uv_timer(Server *s) {
-        uint64_t now = 0;
+        uint64_t now = 0, deadline;
         int timeout;
 
         timeout = uv_backend_timeout(&s->loop);
@@ -100,13 +108,21 @@ static void server_arm_uv_timer(Server *s) {
                 return;
         }
         if (timeout == 0) {
-                (void) sd_event_source_set_enabled(s->uv_timer, SD_EVENT_OFF);
+                /* The timer stays as it is: switching it off and on again on every turn of a busy loop
+                 * would reprogram sd-event's timerfd each time. Firing early is harmless. */
                 server_kick(s);
                 return;
         }
         (void) sd_event_now(s->host->event, CLOCK_MONOTONIC, &now);
-        (void) sd_event_source_set_time(s->uv_timer, now + (uint64_t) timeout * 1000u);
+        deadline = now + (uint64_t) timeout * 1000u;
+        /* h2o pushes its I/O timeouts back on every read and write: moving the timer along would reprogram
+         * sd-event's timerfd on every turn of a busy loop. An armed timer that fires before the deadline
+         * only runs libuv early, which arms it again. */
+        if (sd_event_source_get_enabled(s->uv_timer, NULL) > 0 && s->uv_deadline <= deadline)
+                return;
+        (void) sd_event_source_set_time(s->uv_timer, deadline);
         (void) sd_event_source_set_enabled(s->uv_timer, SD_EVENT_ONESHOT);
+        s->uv_deadline = deadline;
 }
 
 static void server_run_uv(Server *s) {
@@ -269,6 +285,12 @@ static int on_conn_timer(sd_event_source *es, uint64_t usec, void *userdata) {
                 conn_close(c, NULL);
                 break;
         case CONN_PUT:
+                if (server_now(s) < c->read_usec + s->peer_timeout_usec) {
+                        /* Data came since the timer was set: wait for the rest of the period. */
+                        (void) sd_event_source_set_time(c->timer, c->read_usec + s->peer_timeout_usec);
+                        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                        return 0;
+                }
                 server_log(s, LOG_WARNING, 0, s->host->peer_name(c->peer),
                            "Closing PUT from %s: nothing received for %.1f s", c->remote,
                            (double) s->peer_timeout_usec / 1e6);

@@ -78,6 +78,7 @@ struct GetStream {
         uint8_t *buf;
         sd_event_source *wake;
         sd_event_source *keepalive;
+        uint64_t sent_usec;       /* CLOCK_MONOTONIC of the last send: the keepalive timer checks it */
         sd_event_source *hangup;  /* the client closed its side */
 };
 
@@ -104,6 +105,7 @@ struct Conn {
         TapotunPeer *peer;
         bool attached;
         bool paused;             /* reading stopped until the host wakes the stream */
+        uint64_t read_usec;      /* CLOCK_MONOTONIC of the last read: the inactivity timer checks it */
         bool message_done;
         FrameParser *frames;
         size_t body_len;         /* decoded body bytes at the start of the input buffer */
@@ -142,6 +144,7 @@ struct Server {
 
         sd_event_source *uv_io;    /* uv_backend_fd() */
         sd_event_source *uv_timer; /* uv_backend_timeout() */
+        uint64_t uv_deadline;      /* when uv_timer fires, while it is armed */
         sd_event_source *uv_kick;  /* runs libuv after we queued work for it outside uv_run() */
 
         Conn *conns;
@@ -163,6 +166,7 @@ void conn_write(Conn *c, const char *data, size_t len, bool close_after);
 void conn_respond_close(Conn *c, const char *response);
 void conn_close(Conn *c, const char *reason);
 int conn_timer_set(Conn *c, uint64_t usec);
+uint64_t server_now(Server *s);
 const char *span_value(Conn *c, const Span *s, size_t *ret_len);
 
 extern const char RESPONSE_400[];

@@ -61,6 +61,14 @@ typedef struct TapotunClientConfig {
         bool allow_spoofing;   /* accept any source address from this client */
 } TapotunClientConfig;
 
+/* The client's HTTP version towards the server (`http`). */
+typedef enum TapotunHttpVersion {
+        TAPOTUN_HTTP_1_1, /* two HTTP/1.1 connections, as in version 1 */
+        TAPOTUN_HTTP_2,   /* HTTP/2 over TLS (ALPN), both streams on one connection */
+        _TAPOTUN_HTTP_VERSION_MAX,
+        _TAPOTUN_HTTP_VERSION_INVALID = -EINVAL,
+} TapotunHttpVersion;
+
 typedef struct TapotunIfaceConfig {
         char name[16];
         TapotunMode mode;
@@ -102,7 +110,15 @@ typedef struct TapotunIfaceConfig {
         bool push_client_routes; /* also push the other clients' addresses and routes */
         /* client: install the networks the server pushes */
         bool accept_routes;
+        /* client: the HTTP version spoken to the server */
+        TapotunHttpVersion http_version;
+        /* client: WIRE_OFFLOAD_* its TUN may accept (`offloads`), with TAPOTUN_OFFLOADS_SET so that an empty
+         * list can be told from none; 0 = all */
+        uint32_t offloads_mask;
 } TapotunIfaceConfig;
+
+/* Set in offloads_mask when `offloads` is configured. */
+#define TAPOTUN_OFFLOADS_SET 0x80000000u
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Services of the daemon. */
@@ -180,6 +196,11 @@ typedef struct TapotunHost {
         /* Peers of a server tunnel, in `clients` order. */
         size_t (*tunnel_n_peers)(TapotunTunnel *t);
         TapotunPeer *(*tunnel_peer)(TapotunTunnel *t, size_t i);
+
+        /* What the host cannot learn from attach/detach, e.g. that a client transport waits before it
+         * reconnects (TAPOTUN_PEER_BACKOFF): shown on the bus. DETAIL may be NULL. A host built before
+         * this member existed has a smaller struct_size: check it before calling. */
+        void (*peer_event)(TapotunPeer *p, TapotunPeerEvent event, const char *detail);
 } TapotunHost;
 
 /* ---------------------------------------------------------------------------------------------- */
