@@ -150,7 +150,8 @@ static bool client_changed(const TapotunIfaceConfig *a, const TapotunIfaceConfig
                a->reconnect_min_usec != b->reconnect_min_usec || a->reconnect_max_usec != b->reconnect_max_usec ||
                a->stall_timeout_usec != b->stall_timeout_usec || a->mark_value != b->mark_value ||
                a->mark_table != b->mark_table || a->mark_priority != b->mark_priority ||
-               a->accept_routes != b->accept_routes;
+               a->accept_routes != b->accept_routes || a->http_version != b->http_version ||
+               a->offloads_mask != b->offloads_mask;
 }
 
 static bool same_endpoint(const TapotunIfaceConfig *a, const TapotunIfaceConfig *b) {

@@ -29,6 +29,8 @@ JSON
 # The administrator already has the IPv4 rule the daemon wants: the daemon uses it and must leave it.
 ip -n "$NS" rule add fwmark 51 table 151 pref 1500
 
+# Started with the usual soft limit of open files, below the hard one: the daemon raises it.
+ulimit -Sn 1024
 e2e_start "$NS" server "$E2E_TMP/server.json"
 PID=$E2E_LAST_PID
 check "corp0 comes up with 10.10.0.1/24" wait_for 10 tun_has_addr "$NS" corp0 10.10.0.1
@@ -43,6 +45,8 @@ check "IPv4 rule fwmark 51 lookup 151 pref 1500" bash -c "ip -n $NS -j rule show
 check "IPv6 rule fwmark 51 lookup 151 pref 1500" bash -c "ip -n $NS -j -6 rule show | grep -q '\"priority\":1500,.*\"fwmark\":\"0x33\",\"table\":\"151\"'"
 check "the existing IPv4 rule is reused, not duplicated" bash -c "[ \$(ip -n $NS rule show | grep -c '^1500:') = 1 ]"
 check "TUN offloads on (TSO)" bash -c "ip netns exec $NS ethtool -k corp0 | grep -q 'tcp-segmentation-offload: on'"
+check "the open-files limit is raised to the hard limit (two sockets per client)" \
+        awk '/^Max open files/ { exit !($4 == $5 && $4 > 1024) }' "/proc/$PID/limits"
 
 j rule show >"$E2E_TMP/rules.before"
 e2e_stop "$PID" TERM

@@ -199,6 +199,16 @@ check "it reconnects and pings" wait_for 15 ip netns exec "$NS_CLI" ping -c 1 -W
 check "its TUN stayed (same ifindex)" \
         test -n "$ifindex" -a "$(ip -n "$NS_CLI" -j link show tun0 | sed -n 's/.*"ifindex":\([0-9]*\).*/\1/p')" = "$ifindex"
 
+# --- Only the client's offloads changed: that too is a new transport (the server is told in the request).
+cat >"$E2E_TMP/alpha.json" <<JSON
+[ { "name": "tun0", "server": "$URL_A", "token": "alpha-new", "reconnect_min": 1, "reconnect_max": 3, "keepalive": 20,
+    "offloads": [] } ]
+JSON
+kill -HUP "$ALPHA2_PID"
+check "a change of offloads alone makes the client reconnect" \
+        wait_for 10 test "$(grep -c 'tun0: Settings changed, reconnecting to the server' "$E2E_TMP/alpha2.log")" = 2
+check "it reconnects and pings" wait_for 15 ip netns exec "$NS_CLI" ping -c 1 -W 1 10.10.0.1
+
 e2e_stop "$SRV_PID"
 check "the server exits 0 on SIGTERM after all that" test $? = 0
 
