@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -26,6 +27,8 @@
 /* curl's receive and send buffers, and the PUT's staging buffer: many frames per read()/send(). */
 #define IO_BUFFER_SIZE (256u * 1024u)
 _Static_assert(IO_BUFFER_SIZE >= TAPOTUN_FRAME_MAX, "the staging buffer must hold a whole frame");
+
+#define SOCKET_BUFFER_SIZE (4 * 1024 * 1024)
 
 /* A stream that stayed up this long clears the backoff. */
 #define BACKOFF_RESET_USEC (60 * USEC_PER_SEC)
@@ -661,6 +664,18 @@ static int transfer_build_headers(Transfer *t) {
         return 0;
 }
 
+/* Big socket buffers for fast links, as the server's: the FORCE options need CAP_NET_ADMIN, which the
+ * daemon has; without it the kernel's autotuning stays in charge. */
+static int on_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        int v = SOCKET_BUFFER_SIZE;
+
+        if (purpose == CURLSOCKTYPE_IPCXN) {
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v);
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v);
+        }
+        return CURL_SOCKOPT_OK;
+}
+
 static void curl_easy_cleanupp(CURL **easy) {
         if (*easy)
                 curl_easy_cleanup(*easy);
@@ -708,6 +723,7 @@ static int transfer_start(Transfer *t) {
                              c->http_version == TAPOTUN_HTTP_2 ? (long) CURL_HTTP_VERSION_2TLS
                                                                : (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
+            curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, on_sockopt) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long) IO_BUFFER_SIZE) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->request_headers) != CURLE_OK ||
             curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
