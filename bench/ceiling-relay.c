@@ -3,8 +3,10 @@
  * header and TSO, relayed to and from one TCP connection in tapotun's framing (u16 LE length, vnet header,
  * packet), without HTTP: its throughput is the ceiling of the design on a machine.
  *
- *     ceiling-relay server|client ADDR PORT TUNNAME
+ *     ceiling-relay server|client ADDR PORT TUNNAME [nooffload]
  *
+ * With "nooffload" the TUN takes no offload (no TSO, no checksum offload): MTU-sized packets both ways,
+ * the ceiling for a peer that cannot take super-packets.
  * The TUN is created first (the caller configures its address and MTU), then the server accepts one
  * connection or the client connects; the relay ends when the connection does. */
 #include <arpa/inet.h>
@@ -28,7 +30,7 @@
 #define FRAME_MAX (2 + VNET_HDR + 65535)
 #define BUF_SIZE (4u << 20)
 
-static int tun_open(const char *name) {
+static int tun_open(const char *name, bool offload) {
         struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR };
         int fd, size = VNET_HDR;
 
@@ -37,7 +39,8 @@ static int tun_open(const char *name) {
                 return -errno;
         strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
         if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ||
-            ioctl(fd, TUNSETOFFLOAD, (unsigned long) (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)) < 0) {
+            ioctl(fd, TUNSETOFFLOAD,
+                  offload ? (unsigned long) (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) : 0ul) < 0) {
                 int r = -errno;
                 close(fd);
                 return r;
@@ -82,11 +85,12 @@ int main(int argc, char **argv) {
         size_t out_len = 0, in_len = 0;
         int tun, sock;
 
-        if (argc != 5 || (strcmp(argv[1], "server") != 0 && strcmp(argv[1], "client") != 0)) {
-                fprintf(stderr, "usage: ceiling-relay server|client ADDR PORT TUNNAME\n");
+        if (argc < 5 || argc > 6 || (strcmp(argv[1], "server") != 0 && strcmp(argv[1], "client") != 0) ||
+            (argc == 6 && strcmp(argv[5], "nooffload") != 0)) {
+                fprintf(stderr, "usage: ceiling-relay server|client ADDR PORT TUNNAME [nooffload]\n");
                 return 2;
         }
-        tun = tun_open(argv[4]);
+        tun = tun_open(argv[4], argc == 5);
         if (tun < 0) {
                 fprintf(stderr, "TUN %s: %s\n", argv[4], strerror(-tun));
                 return 1;

@@ -24,7 +24,7 @@ RUNS=3
 DUR=5
 UDP_RATE=500M
 UDP_LEN=1200
-ALL_KINDS="veth relay tapotun-http tapotun-http-nooffload tapotun-nginx-tls wireguard-go openvpn-tcp ocserv-tls ocserv-dtls memory"
+ALL_KINDS="veth relay relay-nooffload tapotun-http tapotun-http-nooffload tapotun-nginx-tls wireguard-go openvpn-tcp ocserv-tls ocserv-dtls memory"
 KINDS=$ALL_KINDS
 
 usage() {
@@ -263,11 +263,12 @@ up_veth() {
         NOTE="no tunnel: the veth underlay itself (kernel only)"
 }
 
-up_relay() {
+# relay_up [nooffload]
+relay_up() {
         [ -x "$RELAY" ] || { FAIL="$RELAY not built (bench/meson.build: subdir('bench') in the top meson.build)"; return 1; }
-        bg "$WORK/relay-srv.log" ip netns exec "$NS_S" "$RELAY" server "$UL_S" 9000 brl0
+        bg "$WORK/relay-srv.log" ip netns exec "$NS_S" "$RELAY" server "$UL_S" 9000 brl0 "$@"
         wait_for 5 listening "$NS_S" 9000 || { FAIL="relay server not listening: $(tail -n 2 "$WORK/relay-srv.log")"; return 1; }
-        bg "$WORK/relay-cli.log" ip netns exec "$NS_C" "$RELAY" client "$UL_S" 9000 brl1
+        bg "$WORK/relay-cli.log" ip netns exec "$NS_C" "$RELAY" client "$UL_S" 9000 brl1 "$@"
         wait_for 5 ip -n "$NS_S" link show brl0 && wait_for 5 ip -n "$NS_C" link show brl1 ||
                 { FAIL="relay did not create its TUN: $(tail -n 2 "$WORK"/relay-*.log | tr '\n' ' ')"; return 1; }
         ip -n "$NS_S" addr add "$IN_S/24" dev brl0 && ip -n "$NS_S" link set brl0 mtu 1500 up &&
@@ -275,7 +276,17 @@ up_relay() {
                 { FAIL="ip configuration of the relay TUNs failed"; return 1; }
         DST=$IN_S
         MTU=1500
+}
+
+up_relay() {
+        relay_up || return 1
         NOTE="ceiling of the design: TUN (vnet header, TSO) <-> one TCP connection with tapotun's framing, no HTTP"
+}
+
+# The ceiling for tapotun-http-nooffload: TUNs without offloads, MTU-sized packets through both kernels.
+up_relay_nooffload() {
+        relay_up nooffload || return 1
+        NOTE="the relay with TUNs that take no offload (no TSO, no checksum offload): MTU-sized packets"
 }
 
 TOKEN=bench
