@@ -143,7 +143,8 @@ int main(int argc, char **argv) {
 
                         if (in_len - off < 2 + VNET_HDR + len)
                                 break;
-                        (void) write(tun, in + off + 2, VNET_HDR + len);
+                        if (write(tun, in + off + 2, VNET_HDR + len) < 0 && errno != EAGAIN)
+                                return 1; /* EAGAIN: the TUN queue is full, the packet is dropped */
                         off += 2 + VNET_HDR + len;
                 }
                 memmove(in, in + off, in_len - off);
