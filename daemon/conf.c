@@ -46,8 +46,8 @@
 #define RECONNECT_MAX 3600u
 #define STALL_TIMEOUT_MIN 5u
 #define STALL_TIMEOUT_MAX 3600u
-
-#define USEC_PER_SEC 1000000ull
+#define UNHEALTHY_AFTER_MAX 86400u
+#define CONFIG_DEFAULT_UNHEALTHY_AFTER_USEC (60u * 1000000ull)
 
 static const char *const tapotun_mode_table[_TAPOTUN_MODE_MAX] = {
         [TAPOTUN_MODE_SERVER] = "server",
@@ -541,6 +541,12 @@ static const Field iface_fields[] = {
         { "stall_timeout", MODE_CLIENT },
         { "http", MODE_CLIENT },
         { "offloads", MODE_CLIENT },
+        { "metrics", MODE_ANY },
+};
+
+static const Field metrics_fields[] = {
+        { "listen", MODE_ANY },
+        { "unhealthy_after", MODE_ANY },
 };
 
 static const Field mark_fields[] = {
@@ -642,6 +648,7 @@ typedef struct ClientAux {
 
 typedef struct IfaceAux {
         TapotunPrefix listen; /* family 0 when invalid */
+        TapotunPrefix metrics; /* the metrics listen address, family 0 when none or invalid */
         bool name_ok;
         bool port_ok;
         bool net_error;     /* "net" was reported: do not also complain about what depends on it */
@@ -1374,11 +1381,13 @@ static bool url_port_valid(const char *s, size_t n) {
         return port >= 1 && port <= UINT16_MAX;
 }
 
-static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg) {
+/* An http:// or https:// URL under KEY (the client's server, the update feed): libcurl checks the rest;
+ * this catches what is surely a mistake. */
+static void parse_http_url(Parser *p, const char *key, const json_t *f, char **ret) {
         const char *s, *authority, *host, *end, *port = NULL;
         size_t n;
 
-        if (expect_string(p, "server", f, &s) < 0)
+        if (expect_string(p, key, f, &s) < 0)
                 return;
 
         if (strncasecmp(s, "http://", 7) == 0)
@@ -1386,13 +1395,13 @@ static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg
         else if (strncasecmp(s, "https://", 8) == 0)
                 authority = s + 8;
         else {
-                report(p, "server", _("expected an http:// or https:// URL, got %s"), QUOTE(s));
+                report(p, key, _("expected an http:// or https:// URL, got %s"), QUOTE(s));
                 return;
         }
 
         for (const unsigned char *c = (const unsigned char *) s; *c; c++)
                 if (*c <= ' ' || *c >= 0x7f) {
-                        report(p, "server", _("URL %s contains spaces, control or non-ASCII characters"),
+                        report(p, key, _("URL %s contains spaces, control or non-ASCII characters"),
                                QUOTE(s));
                         return;
                 }
@@ -1412,18 +1421,18 @@ static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg
 
                 l = close ? (size_t) (close - host - 1) : 0;
                 if (!close || l == 0 || l >= sizeof buf) {
-                        report(p, "server", _("URL %s has an invalid IPv6 host"), QUOTE(s));
+                        report(p, key, _("URL %s has an invalid IPv6 host"), QUOTE(s));
                         return;
                 }
                 memcpy(buf, host + 1, l);
                 buf[l] = '\0';
                 if (inet_pton(AF_INET6, buf, &a6) != 1) {
-                        report(p, "server", _("URL %s has an invalid IPv6 host"), QUOTE(s));
+                        report(p, key, _("URL %s has an invalid IPv6 host"), QUOTE(s));
                         return;
                 }
                 if (close + 1 < end) {
                         if (close[1] != ':') {
-                                report(p, "server", _("URL %s has an invalid IPv6 host"), QUOTE(s));
+                                report(p, key, _("URL %s has an invalid IPv6 host"), QUOTE(s));
                                 return;
                         }
                         port = close + 2;
@@ -1431,7 +1440,7 @@ static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg
         } else {
                 port = memchr(host, ':', (size_t) (end - host));
                 if ((port ?: end) == host) {
-                        report(p, "server", _("URL %s has no host"), QUOTE(s));
+                        report(p, key, _("URL %s has no host"), QUOTE(s));
                         return;
                 }
                 if (port)
@@ -1439,12 +1448,12 @@ static void parse_server_url(Parser *p, const json_t *f, TapotunIfaceConfig *cfg
         }
 
         if (port && !url_port_valid(port, (size_t) (end - port))) {
-                report(p, "server", _("URL %s has an invalid port; expected 1 to 65535"), QUOTE(s));
+                report(p, key, _("URL %s has an invalid port; expected 1 to 65535"), QUOTE(s));
                 return;
         }
 
-        cfg->server = strdup(s);
-        if (!cfg->server)
+        *ret = strdup(s);
+        if (!*ret)
                 p->oom = true;
 }
 
@@ -1486,7 +1495,7 @@ static void parse_client_mode(Parser *p, const json_t *v, TapotunIfaceConfig *cf
         json_t *f;
         bool b;
 
-        parse_server_url(p, json_object_get(v, "server"), cfg);
+        parse_http_url(p, "server", json_object_get(v, "server"), &cfg->server);
 
         /* The raw token is a secret: messages never show it. */
         f = json_object_get(v, "token");
@@ -1573,6 +1582,110 @@ static void parse_client_timers(Parser *p, const json_t *v, TapotunIfaceConfig *
                 cfg->stall_timeout_usec = u * USEC_PER_SEC;
 }
 
+/* "127.0.0.1:9586", "[::1]:9586" */
+static const char *format_endpoint(const TapotunPrefix *a, uint16_t port, char buf[static ADDR_MAX]) {
+        (void) snprintf(buf, ADDR_MAX, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", FORMAT_ADDR(a), port);
+        return buf;
+}
+#define FORMAT_ENDPOINT(a, port) format_endpoint((a), (port), (char[ADDR_MAX]) {})
+
+/* metrics.listen: "ADDRESS:PORT", "[IPV6]:PORT", or a port alone (number or string) on 127.0.0.1. */
+static int parse_metrics_listen(Parser *p, const json_t *v, TapotunPrefix *ret_addr, uint16_t *ret_port) {
+        char addr[INET6_ADDRSTRLEN];
+        const char *s, *a, *port;
+        TapotunPrefix pfx;
+        size_t n;
+        uint64_t u;
+
+        if (json_is_integer(v)) {
+                if (expect_uint(p, "listen", v, 1, UINT16_MAX, &u) < 0)
+                        return -EINVAL;
+                (void) wire_prefix_parse(CONFIG_DEFAULT_LISTEN, /* network= */ false, ret_addr);
+                *ret_port = (uint16_t) u;
+                return 0;
+        }
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+                report(p, "listen",
+                       _("expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or a port number, got %s"), DESCRIBE(v));
+                return -EINVAL;
+        }
+
+        s = json_string_value(v);
+        port = strrchr(s, ':');
+        if (!port) {
+                a = CONFIG_DEFAULT_LISTEN;
+                n = strlen(a);
+                port = s;
+        } else if (s[0] == '[') {
+                if (port[-1] != ']') {
+                        report(p, "listen",
+                               _("expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or a port number, got %s"),
+                               QUOTE(s));
+                        return -EINVAL;
+                }
+                a = s + 1;
+                n = (size_t) (port - 1 - a);
+                port++;
+        } else {
+                a = s;
+                n = (size_t) (port - s);
+                port++;
+                if (memchr(a, ':', n)) {
+                        report(p, "listen",
+                               _("%s has an IPv6 address without brackets; write \"[ADDRESS]:PORT\""), QUOTE(s));
+                        return -EINVAL;
+                }
+        }
+
+        if (!url_port_valid(port, strlen(port))) {
+                report(p, "listen", _("%s has an invalid port; expected 1 to 65535"), QUOTE(s));
+                return -EINVAL;
+        }
+        if (n == 0 || n >= sizeof addr || memchr(a, '/', n)) {
+                report(p, "listen", _("%s is not a valid IPv4 or IPv6 address"), QUOTE(s));
+                return -EINVAL;
+        }
+        memcpy(addr, a, n);
+        addr[n] = '\0';
+        if (wire_prefix_parse(addr, /* network= */ false, &pfx) < 0) {
+                report(p, "listen", _("%s is not a valid IPv4 or IPv6 address"), QUOTE(addr));
+                return -EINVAL;
+        }
+
+        *ret_addr = pfx;
+        *ret_port = (uint16_t) strtoul(port, NULL, 10);
+        return 0;
+}
+
+static void parse_metrics(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, IfaceAux *aux) {
+        size_t saved;
+        uint64_t u;
+        json_t *f;
+
+        if (!json_is_object(v)) {
+                report(p, "metrics", _("expected an object with \"listen\", got %s"), DESCRIBE(v));
+                return;
+        }
+
+        saved = path_push_key(p, "metrics");
+        check_fields(p, v, metrics_fields, ELEMENTSOF(metrics_fields), MODE_ANY);
+
+        f = json_object_get(v, "listen");
+        if (!f)
+                report(p, NULL, _("missing required field \"%s\""), "listen");
+        else if (parse_metrics_listen(p, f, &aux->metrics, &cfg->metrics_port) >= 0) {
+                cfg->metrics_listen = strdup(FORMAT_ADDR(&aux->metrics));
+                if (!cfg->metrics_listen)
+                        p->oom = true;
+        }
+
+        f = json_object_get(v, "unhealthy_after");
+        if (f && expect_uint(p, "unhealthy_after", f, 1, UNHEALTHY_AFTER_MAX, &u) >= 0)
+                cfg->unhealthy_after_usec = u * USEC_PER_SEC;
+
+        path_pop(p, saved);
+}
+
 static void parse_iface(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, IfaceAux *aux) {
         const json_t *port, *server, *f;
         const char *s;
@@ -1581,6 +1694,7 @@ static void parse_iface(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, Ifa
 
         cfg->mark_priority = CONFIG_DEFAULT_MARK_PRIORITY;
         cfg->keepalive_usec = CONFIG_KEEPALIVE_USEC;
+        cfg->unhealthy_after_usec = CONFIG_DEFAULT_UNHEALTHY_AFTER_USEC;
 
         if (!json_is_object(v)) {
                 report(p, NULL, _("expected an interface object, got %s"), DESCRIBE(v));
@@ -1625,6 +1739,10 @@ static void parse_iface(Parser *p, const json_t *v, TapotunIfaceConfig *cfg, Ifa
                 parse_client_timers(p, v, cfg);
                 parse_client_mode(p, v, cfg);
         }
+
+        f = json_object_get(v, "metrics");
+        if (f)
+                parse_metrics(p, f, cfg, aux);
 }
 
 static bool listen_conflicts(const TapotunPrefix *a, const TapotunPrefix *b) {
@@ -1636,11 +1754,50 @@ static bool listen_conflicts(const TapotunPrefix *a, const TapotunPrefix *b) {
                memcmp(b->addr.bytes, any, b->family == AF_INET ? 4 : 16) == 0;
 }
 
+/* The metrics listener of interface J shares no port with a tunnel listener, nor with the metrics listener
+ * of an earlier interface. */
+static void check_metrics_conflicts(Parser *p, const Config *c, const IfaceAux *aux, size_t j) {
+        static const uint8_t any[16] = {};
+        const TapotunIfaceConfig *b = &c->ifaces[j];
+        const TapotunPrefix *m = &aux[j].metrics;
+
+        if (m->family == 0)
+                return;
+        for (size_t i = 0; i < c->n_ifaces; i++) {
+                const TapotunIfaceConfig *a = &c->ifaces[i];
+                const TapotunPrefix *t = &aux[i].listen;
+                /* A tunnel listening on "::" takes the IPv4 port too (its socket is dual-stack). */
+                bool dual = t->family == AF_INET6 && m->family == AF_INET && memcmp(t->addr.bytes, any, 16) == 0;
+
+                if (a->mode == TAPOTUN_MODE_SERVER && aux[i].port_ok && a->port == b->metrics_port &&
+                    (dual || listen_conflicts(t, m))) {
+                        if (i == j)
+                                report(p, "metrics.listen",
+                                       _("%s conflicts with the tunnel listener of this interface on %s; the "
+                                         "metrics need a port of their own"),
+                                       FORMAT_ENDPOINT(m, b->metrics_port),
+                                       FORMAT_ENDPOINT(&aux[i].listen, a->port));
+                        else
+                                report(p, "metrics.listen",
+                                       _("%s conflicts with the tunnel listener of [%zu] (%s) on %s"),
+                                       FORMAT_ENDPOINT(m, b->metrics_port), i, QUOTE(a->name),
+                                       FORMAT_ENDPOINT(&aux[i].listen, a->port));
+                }
+                if (i < j && aux[i].metrics.family != 0 && a->metrics_port == b->metrics_port &&
+                    listen_conflicts(&aux[i].metrics, m))
+                        report(p, "metrics.listen",
+                               _("%s conflicts with the metrics listener of [%zu] (%s) on %s"),
+                               FORMAT_ENDPOINT(m, b->metrics_port), i, QUOTE(a->name),
+                               FORMAT_ENDPOINT(&aux[i].metrics, a->metrics_port));
+        }
+}
+
 static void check_ifaces(Parser *p, const Config *c, const IfaceAux *aux) {
         for (size_t j = 0; j < c->n_ifaces; j++) {
                 const TapotunIfaceConfig *b = &c->ifaces[j];
+                size_t saved = path_push_index(p, j);
 
-                path_push_index(p, j);
+                check_metrics_conflicts(p, c, aux, j);
                 for (size_t i = 0; i < j; i++) {
                         const TapotunIfaceConfig *a = &c->ifaces[i];
 
@@ -1655,21 +1812,131 @@ static void check_ifaces(Parser *p, const Config *c, const IfaceAux *aux) {
                                        b->port, FORMAT_ADDR(&aux[j].listen), i, QUOTE(a->name),
                                        FORMAT_ADDR(&aux[i].listen));
                 }
-                path_pop(p, 0);
+                path_pop(p, saved);
         }
 }
 
-static void parse_root(Parser *p, const json_t *root, Config *c, IfaceAux *aux) {
+/* The interface array: the root itself, or "interfaces" of a root object (the path then starts there). */
+static void parse_ifaces(Parser *p, const json_t *ifaces, Config *c, IfaceAux *aux) {
         size_t i;
         json_t *v;
 
-        json_array_foreach(root, i, v) {
+        json_array_foreach(ifaces, i, v) {
                 size_t saved = path_push_index(p, i);
                 parse_iface(p, v, &c->ifaces[i], &aux[i]);
                 path_pop(p, saved);
         }
 
         check_ifaces(p, c, aux);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The root object and "update" */
+
+#define UPDATE_INTERVAL_MIN 60u
+#define UPDATE_INTERVAL_MAX (30u * 86400u)
+#define UPDATE_TIMEOUT_MAX 3600u
+
+static const Field root_fields[] = {
+        { "interfaces", MODE_ANY },
+        { "update", MODE_ANY },
+};
+
+static const Field update_fields[] = {
+        { "url", MODE_ANY },
+        { "interval", MODE_ANY },
+        { "timeout", MODE_ANY },
+        { "install", MODE_ANY },
+        { "path", MODE_ANY },
+};
+
+/* UPDATE_INTERVAL_MIN, or the smaller minimum the tests set in the environment. */
+static uint64_t update_interval_min(void) {
+        const char *e = secure_getenv(CONFIG_UPDATE_MIN_INTERVAL_ENV);
+        unsigned long long v;
+        char *end;
+
+        if (!e || !*e)
+                return UPDATE_INTERVAL_MIN;
+        errno = 0;
+        v = strtoull(e, &end, 10);
+        if (errno != 0 || *end != '\0' || v == 0 || v > UPDATE_INTERVAL_MIN)
+                return UPDATE_INTERVAL_MIN;
+        return v;
+}
+
+static void parse_update(Parser *p, const json_t *v, UpdateConfig *u) {
+        const char *s;
+        size_t saved;
+        uint64_t n;
+        json_t *f;
+        bool b;
+
+        if (!json_is_object(v)) {
+                report(p, "update", _("expected an object with \"url\", got %s"), DESCRIBE(v));
+                return;
+        }
+
+        saved = path_push_key(p, "update");
+        check_fields(p, v, update_fields, ELEMENTSOF(update_fields), MODE_ANY);
+
+        f = json_object_get(v, "url");
+        if (!f)
+                report(p, NULL, _("missing required field \"%s\""), "url");
+        else
+                parse_http_url(p, "url", f, &u->url);
+
+        u->interval_usec = CONFIG_DEFAULT_UPDATE_INTERVAL_USEC;
+        f = json_object_get(v, "interval");
+        if (f && expect_uint(p, "interval", f, update_interval_min(), UPDATE_INTERVAL_MAX, &n) >= 0)
+                u->interval_usec = n * USEC_PER_SEC;
+
+        u->timeout_usec = CONFIG_DEFAULT_UPDATE_TIMEOUT_USEC;
+        f = json_object_get(v, "timeout");
+        if (f && expect_uint(p, "timeout", f, 1, UPDATE_TIMEOUT_MAX, &n) >= 0)
+                u->timeout_usec = n * USEC_PER_SEC;
+
+        f = json_object_get(v, "install");
+        if (f && expect_bool(p, "install", f, &b) >= 0)
+                u->install = b;
+
+        f = json_object_get(v, "path");
+        if (f && expect_string(p, "path", f, &s) >= 0) {
+                if (s[0] != '/')
+                        report(p, "path", _("must be an absolute path, got %s"), QUOTE(s));
+                else if (s[strlen(s) - 1] == '/')
+                        report(p, "path", _("must name a file, not a directory, got %s"), QUOTE(s));
+                else {
+                        u->path = strdup(s);
+                        if (!u->path)
+                                p->oom = true;
+                }
+        }
+
+        path_pop(p, saved);
+}
+
+void update_config_done(UpdateConfig *c) {
+        c->url = mfree(c->url);
+        c->path = mfree(c->path);
+}
+
+int update_config_copy(UpdateConfig *dest, const UpdateConfig *src) {
+        UpdateConfig c = *src;
+
+        c.url = src->url ? strdup(src->url) : NULL;
+        c.path = src->path ? strdup(src->path) : NULL;
+        if ((src->url && !c.url) || (src->path && !c.path)) {
+                update_config_done(&c);
+                return -ENOMEM;
+        }
+        *dest = c;
+        return 0;
+}
+
+bool update_config_equal(const UpdateConfig *a, const UpdateConfig *b) {
+        return streq_ptr(a->url, b->url) && a->interval_usec == b->interval_usec &&
+               a->timeout_usec == b->timeout_usec && a->install == b->install && streq_ptr(a->path, b->path);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1690,6 +1957,7 @@ static void iface_config_done(TapotunIfaceConfig *cfg) {
                 explicit_bzero(cfg->token, strlen(cfg->token));
         free(cfg->token);
         free(cfg->ca);
+        free(cfg->metrics_listen);
 }
 
 Config *config_free(Config *c) {
@@ -1698,6 +1966,7 @@ Config *config_free(Config *c) {
         for (size_t i = 0; i < c->n_ifaces; i++)
                 iface_config_done(&c->ifaces[i]);
         free(c->ifaces);
+        update_config_done(&c->update);
         return mfree(c);
 }
 
@@ -1744,8 +2013,11 @@ int config_parse(const char *text, size_t size, const char *label, Config **ret,
         _cleanup_(parser_done) Parser p = { .label = label ?: "config" };
         _cleanup_(json_decrefp) json_t *root = NULL;
         _cleanup_(config_freep) Config *c = NULL;
+        const json_t *ifaces = NULL, *update = NULL;
+        const char *ifaces_key = NULL;
         IfaceAux *aux = NULL;
         json_error_t e;
+        size_t n;
 
         if (!text && size > 0)
                 return -EINVAL;
@@ -1763,28 +2035,54 @@ int config_parse(const char *text, size_t size, const char *label, Config **ret,
                 return parser_finish(&p, ret_errors);
         }
 
-        if (!json_is_array(root)) {
-                report(&p, NULL, _("expected an array of interface objects, got %s"), DESCRIBE(root));
+        if (json_is_array(root))
+                ifaces = root;
+        else if (json_is_object(root)) {
+                /* The object form: the interfaces, and the settings of the daemon as a whole. */
+                check_fields(&p, root, root_fields, ELEMENTSOF(root_fields), MODE_ANY);
+                ifaces_key = "interfaces";
+                ifaces = json_object_get(root, "interfaces");
+                update = json_object_get(root, "update");
+                if (!ifaces)
+                        report(&p, NULL, _("missing required field \"%s\""), "interfaces");
+                else if (!json_is_array(ifaces)) {
+                        report(&p, "interfaces", _("expected an array of interface objects, got %s"),
+                               DESCRIBE(ifaces));
+                        ifaces = NULL;
+                }
+        } else {
+                report(&p, NULL, _("expected an array of interface objects or an object with \"interfaces\", "
+                                   "got %s"),
+                       DESCRIBE(root));
                 return parser_finish(&p, ret_errors);
         }
-        if (json_array_size(root) == 0) {
-                report(&p, NULL, _("no interfaces configured; expected at least one interface object"));
-                return parser_finish(&p, ret_errors);
+        if (ifaces && json_array_size(ifaces) == 0) {
+                report(&p, ifaces_key, _("no interfaces configured; expected at least one interface object"));
+                ifaces = NULL;
         }
+        n = ifaces ? json_array_size(ifaces) : 0;
 
         c = calloc(1, sizeof(Config));
         if (!c)
                 return -ENOMEM;
-        c->ifaces = calloc(json_array_size(root), sizeof(TapotunIfaceConfig));
-        aux = calloc(json_array_size(root), sizeof(IfaceAux));
+        c->ifaces = calloc(MAX(n, 1u), sizeof(TapotunIfaceConfig));
+        aux = calloc(MAX(n, 1u), sizeof(IfaceAux));
         if (!c->ifaces || !aux) {
                 free(aux);
                 return -ENOMEM;
         }
-        c->n_ifaces = json_array_size(root);
+        c->n_ifaces = n;
 
-        parse_root(&p, root, c, aux);
-        iface_aux_free(aux, c->n_ifaces);
+        if (ifaces) {
+                size_t saved = ifaces_key ? path_push_key(&p, ifaces_key) : 0;
+
+                parse_ifaces(&p, ifaces, c, aux);
+                path_pop(&p, saved);
+        }
+        iface_aux_free(aux, n);
+
+        if (update)
+                parse_update(&p, update, &c->update);
 
         if (p.oom || p.n_errors > 0 || p.n_suppressed > 0)
                 return parser_finish(&p, ret_errors);

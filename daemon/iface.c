@@ -9,6 +9,7 @@
 #include "iface.h"
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 
 static const char *const drop_reason_table[_TAPOTUN_DROP_MAX] = {
         [TAPOTUN_DROP_NO_ROUTE] = "no-route",
@@ -170,11 +171,29 @@ static int iface_start_server(Iface *i) {
         return 0;
 }
 
+/* A queue that stayed empty over a period is not in a burst: what it grew to goes back. */
+#define QUEUE_TRIM_PERIOD_USEC (10 * USEC_PER_SEC)
+
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        Iface *i = userdata;
+
+        for (size_t j = 0; j < i->n_peers; j++)
+                (void) queue_trim(i->peers[j]->queue);
+        (void) sd_event_source_set_time_relative(s, QUEUE_TRIM_PERIOD_USEC);
+        return 0;
+}
+
 int iface_start(Iface *i) {
         TapotunPluginKind kind = i->cfg->mode == TAPOTUN_MODE_SERVER ? TAPOTUN_PLUGIN_SERVER_TRANSPORT
                                                                      : TAPOTUN_PLUGIN_CLIENT_TRANSPORT;
         const TapotunPlugin *transport = manager_plugin(i->manager, kind);
         int r;
+
+        r = sd_event_add_time_relative(i->manager->event, &i->trim, CLOCK_MONOTONIC, QUEUE_TRIM_PERIOD_USEC,
+                                       USEC_PER_SEC, on_trim, i);
+        if (r < 0)
+                return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r, "Failed to set up a timer: %m");
+        (void) sd_event_source_set_enabled(i->trim, SD_EVENT_ON);
 
         if (i->cfg->mode == TAPOTUN_MODE_SERVER) {
                 r = iface_start_server(i);
@@ -187,13 +206,14 @@ int iface_start(Iface *i) {
         if (r < 0)
                 return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r, "Transport plugin '%s' failed to start: %m",
                                              transport->name);
-        return 0;
+        return metrics_client_start(i);
 }
 
 Iface *iface_free(Iface *i) {
         if (!i)
                 return NULL;
 
+        metrics_client_stop(i);
         if (i->transport)
                 i->transport_ops->instance_free(i->transport);
         if (i->router)
@@ -205,6 +225,7 @@ Iface *iface_free(Iface *i) {
                 peer_free(i->retired[j]);
         free(i->retired);
         sd_event_source_disable_unref(i->sweep);
+        sd_event_source_disable_unref(i->trim);
         tunnel_free(i->tun);
         free(i->pushed_routes);
         return mfree(i);
@@ -330,13 +351,6 @@ int iface_host_authenticate(TapotunTunnel *t, const char *key, size_t key_len, T
         return 0;
 }
 
-static const char *header_get(const TapotunHeader *h, size_t n, const char *name) {
-        for (size_t k = 0; k < n; k++)
-                if (h[k].name && strcasecmp(h[k].name, name) == 0)
-                        return h[k].value;
-        return NULL;
-}
-
 static int iface_apply_conf(Iface *i, const TunConf *c, const TapotunPrefix *c6) {
         TapotunPrefix a;
         int r;
@@ -379,19 +393,17 @@ static int iface_apply_conf(Iface *i, const TunConf *c, const TapotunPrefix *c6)
         return 0;
 }
 
-static int iface_apply_routes(Iface *i, const char *value) {
-        _cleanup_free_ TapotunPrefix *routes = NULL;
+/* Takes over SC's routes. */
+static int iface_apply_routes(Iface *i, WireServerConf *sc) {
+        _cleanup_free_ TapotunPrefix *routes = TAKE_PTR(sc->routes);
         uint32_t table = i->cfg->mark_value ? i->cfg->mark_table : RT_TABLE_MAIN_ID;
-        size_t n = 0;
+        size_t n = sc->n_routes;
         int r;
 
-        if (value) {
-                r = wire_prefixes_parse(value, &routes, &n);
-                if (r < 0)
-                        return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r,
-                                                     "Server sent an invalid x-tun-routes header: \"%.64s\"",
-                                                     value);
-        }
+        if (sc->n_routes_ignored > 0)
+                log_tunnel_full_errno(i->cfg->name, LOG_WARNING, 0,
+                                      "Server pushed %zu route(s) with host bits set; ignoring them.",
+                                      sc->n_routes_ignored);
 
         /* Routes no longer pushed go away, new ones are added. A route that cannot be installed (it
          * conflicts with one of the host's own, say) is skipped with a warning: the tunnel still works. */
@@ -405,16 +417,12 @@ static int iface_apply_routes(Iface *i, const char *value) {
         for (size_t l = 0; l < n; l++) {
                 char s[64];
 
-                wire_prefix_format(&routes[l], s, sizeof s);
-                if (!wire_prefix_is_network(&routes[l])) {
-                        log_tunnel_full_errno(i->cfg->name, LOG_WARNING, 0,
-                                              "Server pushed %s, which has host bits set; ignoring it.", s);
-                        continue;
-                }
                 r = tunnel_add_route(i->tun, &routes[l], table);
-                if (r < 0)
+                if (r < 0) {
+                        wire_prefix_format(&routes[l], s, sizeof s);
                         log_tunnel_full_errno(i->cfg->name, LOG_WARNING, r,
                                               "Cannot route %s (pushed by the server) into the tunnel: %m", s);
+                }
         }
 
         free(i->pushed_routes);
@@ -425,33 +433,24 @@ static int iface_apply_routes(Iface *i, const char *value) {
 
 int iface_host_configure(TapotunPeer *p, const TapotunHeader *resp, size_t n_resp) {
         Iface *i = p->iface;
-        const char *conf = header_get(resp, n_resp, "x-tun-conf");
-        const char *conf6 = header_get(resp, n_resp, "x-tun-conf6");
-        const char *offload = header_get(resp, n_resp, "x-tun-offload");
-        TunConf c = {};
-        TapotunPrefix c6 = {};
+        _cleanup_(wire_server_conf_done) WireServerConf sc = {};
+        const TapotunHeader *bad = NULL;
         int r;
 
         if (i->cfg->mode != TAPOTUN_MODE_CLIENT)
                 return -EINVAL;
-        if (!conf && !conf6)
+        r = wire_server_conf_parse(resp, n_resp, i->cfg->accept_routes, &sc, &bad);
+        if (r == -ENODATA)
                 return log_tunnel_full_errno(i->cfg->name, LOG_ERR, EBADMSG,
                                              "Server sent no x-tun-conf header; is this a tapotun server?");
-        if (conf) {
-                r = wire_tun_conf_decode(conf, &c);
-                if (r < 0)
-                        return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r,
-                                                     "Server sent an invalid x-tun-conf header: \"%.64s\"", conf);
-        } else
-                c.mtu = 1280;
-        if (conf6) {
-                r = wire_prefix_parse(conf6, false, &c6);
-                if (r < 0 || c6.family != AF_INET6)
-                        return log_tunnel_full_errno(i->cfg->name, LOG_ERR, EBADMSG,
-                                                     "Server sent an invalid x-tun-conf6 header: \"%.64s\"",
-                                                     conf6);
-        }
-        p->offloads = offload ? wire_offload_parse(offload) : WIRE_OFFLOAD_V1;
+        if (r == -EBADMSG)
+                return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r,
+                                             "Server sent an invalid %s header: \"%.64s\"", bad->name,
+                                             bad->value);
+        if (r < 0)
+                return log_tunnel_full_errno(i->cfg->name, LOG_ERR, r,
+                                             "Failed to take the server's headers: %m");
+        p->offloads = sc.offloads;
 
         if (!i->tun) {
                 /* Our TUN hands us only what the server accepts, and takes only what it may. */
@@ -460,13 +459,13 @@ int iface_host_configure(TapotunPeer *p, const TapotunHeader *resp, size_t n_res
                         return r;
         }
 
-        r = iface_apply_conf(i, &c, &c6);
+        r = iface_apply_conf(i, &sc.conf, &sc.conf6);
         if (r < 0)
                 return r;
-        r = iface_add_mark(i, c6.family != 0);
+        r = iface_add_mark(i, sc.conf6.family != 0);
         if (r < 0)
                 return r;
-        return iface_apply_routes(i, i->cfg->accept_routes ? header_get(resp, n_resp, "x-tun-routes") : NULL);
+        return iface_apply_routes(i, &sc);
 }
 
 int iface_host_take_listen_fd(TapotunTunnel *t) {

@@ -23,11 +23,15 @@ struct TapotunTunnel {
         Peer **retired;
         size_t n_retired;
         sd_event_source *sweep;
+        sd_event_source *trim; /* gives back the memory of peer queues that grew and emptied */
 
         const TapotunTransportOps *transport_ops;
         void *transport;
         const TapotunRouterOps *router_ops;
         void *router;
+        /* Client with `metrics`: the server transport's metrics-only instance (metrics.c). */
+        const TapotunTransportOps *metrics_ops;
+        void *metrics;
 
         /* The TUN's write queue is above its high mark: RX streams were told to pause. */
         bool congested;

@@ -23,6 +23,9 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
+#define USEC_PER_MSEC 1000ull
+#define USEC_PER_SEC 1000000ull
+
 #ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
@@ -73,6 +74,11 @@ static int run(int argc, char *argv[]) {
                 nofile.rlim_cur = nofile.rlim_max;
                 (void) setrlimit(RLIMIT_NOFILE, &nofile);
         }
+
+        /* Peer queues grow in bursts and are trimmed once drained (queue_trim()): with glibc's moving
+         * threshold a ring freed once would make the next ones come from the heap, which seldom shrinks.
+         * A fixed threshold keeps big rings in their own mappings, so trimming returns them. */
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
         r = manager_new(&m);
         if (r < 0)

@@ -207,6 +207,43 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
 }
 
+/* The Update* properties: what the update check found (update.h). */
+static int property_get_update(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Updater *u = ((Manager *) userdata)->updater;
+
+        if (streq(property, "UpdateLastCheck"))
+                return sd_bus_message_append(reply, "t", u ? updater_last_check(u) : UINT64_C(0));
+        if (streq(property, "UpdateState"))
+                return sd_bus_message_append(reply, "s",
+                                             update_state_to_string(u ? updater_state(u) : UPDATE_DISABLED));
+        if (streq(property, "UpdateAvailable"))
+                return sd_bus_message_append(reply, "s", u ? updater_available(u) ?: "" : "");
+        return sd_bus_message_append(reply, "s", u ? updater_error(u) ?: "" : "");
+}
+
+/* Describe()'s "update": null when the check is off. */
+static int manager_bus_describe_update(Manager *m, json_t **ret) {
+        Updater *u = m->updater;
+        json_t *o;
+
+        if (!u || updater_state(u) == UPDATE_DISABLED) {
+                *ret = json_null();
+                return 0;
+        }
+        o = json_pack("{s:s, s:s, s:s?, s:s?, s:o}",
+                      "url", updater_url(u),
+                      "state", update_state_to_string(updater_state(u)),
+                      "available", updater_available(u),
+                      "error", updater_error(u),
+                      "last_check", updater_last_check(u) > 0 ? json_integer((json_int_t) updater_last_check(u))
+                                                              : json_null());
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
 static int bus_manager_method_list_tunnels(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
@@ -306,6 +343,7 @@ static int bus_manager_method_get_peer(sd_bus_message *message, void *userdata, 
 
 static int manager_bus_describe(Manager *m, char **ret) {
         json_auto_t *tunnels = NULL, *root = NULL;
+        json_t *update;
         int r;
 
         tunnels = json_array();
@@ -321,11 +359,15 @@ static int manager_bus_describe(Manager *m, char **ret) {
                         return -ENOMEM;
         }
 
-        root = json_pack("{s:s?, s:s, s:s, s:O}",
+        r = manager_bus_describe_update(m, &update);
+        if (r < 0)
+                return r;
+        root = json_pack("{s:s?, s:s, s:s, s:O, s:o}",
                          "instance", m->bus_instance,
                          "version", PACKAGE_VERSION,
                          "config", m->config_path,
-                         "tunnels", tunnels);
+                         "tunnels", tunnels,
+                         "update", update);
         if (!root)
                 return -ENOMEM;
         *ret = json_dumps(root, JSON_COMPACT);
@@ -420,6 +462,10 @@ static const sd_bus_vtable manager_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ConfigFile", "s", NULL, offsetof(Manager, config_path),
                         SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("UpdateState", "s", property_get_update, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UpdateAvailable", "s", property_get_update, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UpdateError", "s", property_get_update, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UpdateLastCheck", "t", property_get_update, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListTunnels",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(sso)", tunnels),
@@ -465,6 +511,13 @@ static const sd_bus_vtable manager_vtable[] = {
 void manager_bus_peer_changed(Manager *m, Peer *p) {
         if (m->bus)
                 (void) peer_bus_emit_changed(m->bus, p);
+}
+
+void manager_bus_update_changed(Manager *m) {
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, TAPOTUN_BUS_PATH, TAPOTUN_BUS_MANAGER_INTERFACE,
+                                                      "UpdateState", "UpdateAvailable", "UpdateError",
+                                                      "UpdateLastCheck", NULL);
 }
 
 static int on_bus_disconnected(sd_bus_message *message, void *userdata, sd_bus_error *error) {

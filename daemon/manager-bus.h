@@ -21,6 +21,8 @@ void manager_bus_stop(Manager *m);
 
 /* Emits PropertiesChanged for P's state, remote address and last error. */
 void manager_bus_peer_changed(Manager *m, Peer *p);
+/* Emits PropertiesChanged for the Update* properties of the Manager. */
+void manager_bus_update_changed(Manager *m);
 
 Iface *manager_bus_find_iface(Manager *m, const char *name);
 Peer *manager_bus_find_peer(Iface *i, const char *name);

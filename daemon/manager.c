@@ -6,6 +6,7 @@
 #include "log.h"
 #include "manager-bus.h"
 #include "manager.h"
+#include "metrics.h"
 
 static const char *const plugin_names[_TAPOTUN_PLUGIN_KIND_MAX] = {
         [TAPOTUN_PLUGIN_SERVER_TRANSPORT] = "http-server",
@@ -61,6 +62,8 @@ int manager_new(Manager **ret) {
                 .tunnel_n_peers = iface_host_n_peers,
                 .tunnel_peer = iface_host_peer,
                 .peer_event = peer_host_event,
+                .render_metrics = metrics_host_render,
+                .render_health = metrics_host_health,
         };
 
         *ret = TAKE_PTR(m);
@@ -73,6 +76,8 @@ Manager *manager_free(Manager *m) {
 
         /* Off the bus first: nobody is to see the interfaces go, nor look at them while they do. */
         manager_bus_stop(m);
+        /* An update download in progress is abandoned, its staging file removed. */
+        m->updater = updater_free(m->updater);
 
         /* Interfaces first: their transports and TUNs remove what they added while the loop and the
          * netlink socket still exist. Each leaves the array before it goes, since streams that end while
@@ -176,6 +181,10 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static void on_update_changed(Updater *u, void *userdata) {
+        manager_bus_update_changed(userdata);
+}
+
 int manager_load_plugin(Manager *m, TapotunPluginKind kind) {
         if (m->plugins[kind])
                 return 0;
@@ -228,6 +237,14 @@ int manager_start(Manager *m) {
                                                "of %s has that name; set FileDescriptorName= to the "
                                                "interface name.",
                                                m->listen_fds[i].name ?: "", m->config_path);
+
+        r = updater_new(m->event, on_update_changed, m, &m->updater);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the update check: %m");
+        /* Without its update check the daemon still carries traffic. */
+        r = updater_configure(m->updater, &m->config->update);
+        if (r < 0)
+                log_warning_errno(r, "Cannot start the update check: %m");
 
         r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_signal, m);
         if (r < 0)

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "netlink.h"
 #include "plugin-loader.h"
+#include "update.h"
 
 typedef struct ListenFd {
         int fd;
@@ -39,6 +40,9 @@ struct Manager {
         sd_bus *bus;
         char *bus_address;
         char *bus_instance;
+
+        /* The update check (update.c); present from manager_start() on, idle unless configured. */
+        Updater *updater;
 
         /* What went wrong in the last reload, kept in STATUS= until a reload succeeds; NULL when nothing. */
         char *reload_problem;

@@ -38,6 +38,7 @@ int peer_new(Iface *iface, size_t index, const char *name, const TapotunClientCo
         p->iface = iface;
         p->index = index;
         p->client = client;
+        p->down_since = manager_now(iface->manager);
         p->name = strdup(name);
         if (!p->name)
                 return -ENOMEM;
@@ -174,10 +175,12 @@ static void peer_update_state(Peer *p, bool changed) {
         if (s == p->state && !changed)
                 return;
         if (s == PEER_CONNECTED && p->state != PEER_CONNECTED) {
-                p->connected_since = now_realtime();
+                p->connected_since = p->last_connected = now_realtime();
+                p->connects++;
                 log_peer_full_errno(p->name, LOG_INFO, 0, "Connected from %s.", p->remote ?: "?");
         } else if (s != PEER_CONNECTED && p->state == PEER_CONNECTED) {
                 p->connected_since = 0;
+                p->down_since = manager_now(p->iface->manager);
                 log_peer_full_errno(p->name, LOG_INFO, 0, "Disconnected.");
         }
         p->state = s;

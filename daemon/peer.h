@@ -53,6 +53,9 @@ struct TapotunPeer {
 
         PeerState state;
         uint64_t connected_since; /* CLOCK_REALTIME usec, 0 when disconnected */
+        uint64_t last_connected;  /* CLOCK_REALTIME usec it last became connected, 0: never */
+        uint64_t connects;        /* how often it became connected */
+        uint64_t down_since;      /* CLOCK_MONOTONIC usec since when it is not connected: created or left */
         uint64_t last_seen;       /* CLOCK_REALTIME usec of the last frame received */
         char *remote;
         uint32_t offloads; /* what the remote side's TUN accepts */

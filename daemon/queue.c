@@ -16,6 +16,7 @@ struct Queue {
         uint8_t *ring;
         size_t capacity;     /* of ring, which grows on demand */
         size_t max_capacity; /* the bound */
+        size_t min_capacity; /* what it starts with, and returns to when trimmed */
         size_t head; /* offset of the oldest entry */
         size_t tail; /* offset where the next entry goes */
         size_t used; /* ring bytes in use, markers and padding included */
@@ -47,6 +48,7 @@ int queue_new(size_t max_bytes, uint64_t max_age_usec, Queue **ret) {
                 return -ENOMEM;
         }
         q->max_capacity = max_bytes;
+        q->min_capacity = q->capacity;
         q->max_age = max_age_usec;
         *ret = q;
         return 0;
@@ -225,4 +227,23 @@ size_t queue_bytes(const Queue *q) {
 
 size_t queue_frames(const Queue *q) {
         return q->frames;
+}
+
+size_t queue_capacity(const Queue *q) {
+        return q->capacity;
+}
+
+bool queue_trim(Queue *q) {
+        uint8_t *ring;
+
+        if (q->frames > 0 || q->capacity <= q->min_capacity)
+                return false;
+        ring = malloc(q->min_capacity);
+        if (!ring)
+                return false; /* keeps the bigger one, which works as well */
+        free(q->ring);
+        q->ring = ring;
+        q->capacity = q->min_capacity;
+        q->head = q->tail = q->used = 0;
+        return true;
 }

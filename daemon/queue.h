@@ -6,6 +6,7 @@
  * (PROTOCOL.md section 5). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,3 +33,9 @@ uint64_t queue_expire(Queue *q, uint64_t now);
 
 size_t queue_bytes(const Queue *q);
 size_t queue_frames(const Queue *q);
+/* Bytes the ring takes now, between its starting size and the bound. */
+size_t queue_capacity(const Queue *q);
+
+/* An empty queue gives back what the ring grew to in a burst: without it every peer that once queued
+ * much would keep its whole bound. True when memory was returned. */
+bool queue_trim(Queue *q);

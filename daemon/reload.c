@@ -143,6 +143,43 @@ static int reload_keep_fixed(Reload *rl, const TapotunIfaceConfig *old, TapotunI
         return 0;
 }
 
+/* "127.0.0.1:9586", "[::1]:9586", or "off". */
+static const char *metrics_listen_format(const TapotunIfaceConfig *c, char *buf, size_t size) {
+        if (!c->metrics_listen)
+                return _("off");
+        (void) snprintf(buf, size, strchr(c->metrics_listen, ':') ? "[%s]:%u" : "%s:%u", c->metrics_listen,
+                        c->metrics_port);
+        return buf;
+}
+
+/* The metrics listener binds when its interface starts: a new address waits for a restart (the tunnel's own
+ * port does too). unhealthy_after is read on every request and changes live. */
+static int reload_keep_metrics(Reload *rl, const TapotunIfaceConfig *old, TapotunIfaceConfig *new) {
+        char a[INET6_ADDRSTRLEN + 16], b[INET6_ADDRSTRLEN + 16];
+        char *s = NULL;
+        int r;
+
+        if (streq_ptr(old->metrics_listen, new->metrics_listen) && old->metrics_port == new->metrics_port)
+                return 0;
+
+        r = reload_problem(rl, _("%s: the metrics listener changed from %s to %s, which needs a restart of "
+                                 "the service; it stays as it was"),
+                           new->name, metrics_listen_format(old, a, sizeof a),
+                           metrics_listen_format(new, b, sizeof b));
+        if (r < 0)
+                return r;
+
+        if (old->metrics_listen) {
+                s = strdup(old->metrics_listen);
+                if (!s)
+                        return log_error_errno(ENOMEM, "Out of memory.");
+        }
+        free(new->metrics_listen);
+        new->metrics_listen = s;
+        new->metrics_port = old->metrics_port;
+        return 0;
+}
+
 /* Whether the client transport must start over: it copied all of these when it started. */
 static bool client_changed(const TapotunIfaceConfig *a, const TapotunIfaceConfig *b) {
         return !streq_ptr(a->server, b->server) || !streq_ptr(a->token, b->token) || !streq_ptr(a->ca, b->ca) ||
@@ -225,6 +262,9 @@ static int reload_plan(Reload *rl) {
 
                 if (p->action != ACTION_UPDATE)
                         continue;
+                r = reload_keep_metrics(rl, p->iface->cfg, new);
+                if (r < 0)
+                        return r;
                 if (new->mode == TAPOTUN_MODE_CLIENT) {
                         p->restart = client_changed(p->iface->cfg, new);
                         continue;
@@ -399,6 +439,15 @@ int manager_reload(Manager *m, char ***ret_errors) {
         old = m->config;
         m->config = TAKE_PTR(rl.config);
         rl.config = old;
+
+        /* The update check copies its settings and starts over only when they changed. */
+        if (m->updater) {
+                r = updater_configure(m->updater, &m->config->update);
+                if (r < 0)
+                        (void) reload_problem(&rl, _("the new \"update\" settings could not be applied: %s; "
+                                                     "the update check keeps its previous settings"),
+                                              strerror(-r));
+        }
 
         m->reload_problem = mfree(m->reload_problem);
         if (rl.n_problems > 0 &&

@@ -388,11 +388,38 @@ static void print_tunnel(json_t *tunnel) {
         print_tunnel_peers(tunnel);
 }
 
+/* The "update" of Describe(): "0.2.0 available (checked 5s ago)". */
+static void format_update(json_t *update, char *buf, size_t size) {
+        const char *state = jstr(update, "state"), *available = jstr(update, "available");
+        char what[160], ago[FORMAT_TIME_MAX];
+
+        if (streq_ptr(state, "installed"))
+                (void) snprintf(what, sizeof what, _("%s installed; restart the service to run it"),
+                                available ?: "?");
+        else if (streq_ptr(state, "downloading"))
+                (void) snprintf(what, sizeof what, _("downloading %s"), available ?: "?");
+        else if (available)
+                (void) snprintf(what, sizeof what, _("%s available"), available);
+        else if (streq_ptr(state, "up-to-date"))
+                (void) snprintf(what, sizeof what, "%s", _("up to date"));
+        else if (streq_ptr(state, "failed"))
+                (void) snprintf(what, sizeof what, "%s", _("unknown, the last check failed"));
+        else if (streq_ptr(state, "checking"))
+                (void) snprintf(what, sizeof what, "%s", _("checking now"));
+        else
+                (void) snprintf(what, sizeof what, "%s", _("not checked yet"));
+
+        if (format_ago(jnum(update, "last_check"), ago))
+                (void) snprintf(buf, size, _("%s (checked %s)"), what, ago);
+        else
+                (void) snprintf(buf, size, "%s", what);
+}
+
 void print_status(json_t *describe) {
         _cleanup_(table_freep) Table *t = NULL;
         size_t total, connected, i;
-        char peers[64], tunnels[32];
-        json_t *tunnel;
+        char peers[64], tunnels[32], update_text[256];
+        json_t *tunnel, *update;
 
         if (table_new(2, &t) < 0)
                 return;
@@ -409,6 +436,16 @@ void print_status(json_t *describe) {
         (void) table_add(t, jstr(describe, "config"));
         table_add_key(t, _("Version"));
         (void) table_add(t, jstr(describe, "version"));
+        update = json_object_get(describe, "update");
+        if (json_is_object(update)) {
+                format_update(update, update_text, sizeof update_text);
+                table_add_key(t, _("Update"));
+                (void) table_add(t, update_text);
+                if (jstr(update, "error")) {
+                        table_add_key(t, _("Update error"));
+                        (void) table_add(t, jstr(update, "error"));
+                }
+        }
         table_add_key(t, _("Tunnels"));
         (void) table_add(t, tunnels);
         table_add_key(t, _("Peers"));

@@ -24,6 +24,11 @@
 
 #define L "config.json: "
 
+/* The object form of the root: INTERFACES (an array) and more root fields (REST, starting with ","). */
+#define OBJ(interfaces, rest) "{'interfaces':" interfaces rest "}"
+#define UPD(fields) OBJ(README_CLIENT, ",'update':{" fields "}")
+#define FEED "'url':'http://192.0.2.9/feed.json'"
+
 static int parse(const char *json, Config **ret, char ***ret_errors) {
         g_autofree char *j = g_strdup(json);
 
@@ -70,8 +75,23 @@ typedef struct BadCase {
 
 static const BadCase bad_cases[] = {
         /* root */
-        { "root-object", "{}", L "top level: expected an array of interface objects, got an object" },
-        { "root-string", "'x'", L "top level: expected an array of interface objects, got the string \"x\"" },
+        { "root-object", "{}", L "top level: missing required field \"interfaces\"" },
+        { "root-string", "'x'",
+          L "top level: expected an array of interface objects or an object with \"interfaces\", got the string "
+            "\"x\"" },
+        { "root-object-unknown", OBJ(README_CLIENT, ",'updat':{}"),
+          L "top level: unknown field \"updat\"; did you mean \"update\"?" },
+        { "root-object-interfaces-type", "{'interfaces':5}",
+          L "interfaces: expected an array of interface objects, got the integer 5" },
+        { "root-object-interfaces-empty", "{'interfaces':[]}",
+          L "interfaces: no interfaces configured; expected at least one interface object" },
+        { "root-object-path", OBJ(SRV("", CL1(",'name':'a b'")), ""),
+          L "interfaces[0].clients[0].name: may contain only ASCII letters, digits, \"_\", \".\" and \"-\", got "
+            "\"a b\"" },
+        { "root-object-name-duplicate",
+          OBJ("[{'name':'tun0','port':8080,'net':'10.10.0.1/24','clients':[]},"
+              "{'name':'tun0','server':'http://192.0.2.1/','token':'x'}]", ""),
+          L "interfaces[1].name: interface name \"tun0\" is already used by [0]" },
         { "root-empty", "[]", L "top level: no interfaces configured; expected at least one interface object" },
         { "document-empty", " \n\t", L "top level: the document is empty; expected an array of interface objects" },
         { "iface-not-object", "[5]", L "[0]: expected an interface object, got the integer 5" },
@@ -80,6 +100,34 @@ static const BadCase bad_cases[] = {
         { "duplicate-key", "[{'name':'a','name':'b'}]", "config.json:1:19: duplicate object key near '\"name\"'" },
         { "integer-too-big", "[{'name':'tun0','port':99999999999999999999}]",
           "config.json:1:43: too big integer near '99999999999999999999'" },
+
+        /* update */
+        { "update-type", OBJ(README_CLIENT, ",'update':5"),
+          L "update: expected an object with \"url\", got the integer 5" },
+        { "update-url-missing", UPD("'interval':60"), L "update: missing required field \"url\"" },
+        { "update-unknown", UPD(FEED ",'intervall':60"),
+          L "update: unknown field \"intervall\"; did you mean \"interval\"?" },
+        { "update-url-type", UPD("'url':1"), L "update.url: expected a string, got the integer 1" },
+        { "update-url-scheme", UPD("'url':'ftp://192.0.2.9/feed.json'"),
+          L "update.url: expected an http:// or https:// URL, got \"ftp://192.0.2.9/feed.json\"" },
+        { "update-url-space", UPD("'url':'http://192.0.2.9/a feed'"),
+          L "update.url: URL \"http://192.0.2.9/a feed\" contains spaces, control or non-ASCII characters" },
+        { "update-url-no-host", UPD("'url':'https:///feed.json'"),
+          L "update.url: URL \"https:///feed.json\" has no host" },
+        { "update-url-port-only", UPD("'url':'http://user@:80/'"), L "update.url: URL \"http://user@:80/\" has no host" },
+        { "update-interval-small", UPD(FEED ",'interval':59"),
+          L "update.interval: must be between 60 and 2592000, got 59" },
+        { "update-interval-big", UPD(FEED ",'interval':2592001"),
+          L "update.interval: must be between 60 and 2592000, got 2592001" },
+        { "update-interval-string", UPD(FEED ",'interval':'6h'"),
+          L "update.interval: expected an integer, got the string \"6h\"" },
+        { "update-timeout-zero", UPD(FEED ",'timeout':0"), L "update.timeout: must be between 1 and 3600, got 0" },
+        { "update-install-type", UPD(FEED ",'install':'yes'"),
+          L "update.install: expected true or false, got the string \"yes\"" },
+        { "update-path-relative", UPD(FEED ",'path':'sbin/tapotund'"),
+          L "update.path: must be an absolute path, got \"sbin/tapotund\"" },
+        { "update-path-directory", UPD(FEED ",'path':'/usr/sbin/'"),
+          L "update.path: must name a file, not a directory, got \"/usr/sbin/\"" },
 
         /* mode */
         { "mode-both", "[{'name':'tun0','port':8080,'server':'http://h/'}]",
@@ -352,6 +400,64 @@ static const BadCase bad_cases[] = {
         { "reconnect-in-server", SRV(",'reconnect_min':1", CL1("")),
           L "[0].reconnect_min: only allowed for a client (an interface with \"server\"); this interface is a "
             "server (it has \"port\")" },
+
+        /* metrics */
+        { "metrics-type", SRV(",'metrics':9586", CL1("")),
+          L "[0].metrics: expected an object with \"listen\", got the integer 9586" },
+        { "metrics-listen-missing", CLI(",'metrics':{'unhealthy_after':5}"),
+          L "[0].metrics: missing required field \"listen\"" },
+        { "metrics-unknown", CLI(",'metrics':{'listen':9586,'unhealty_after':5}"),
+          L "[0].metrics: unknown field \"unhealty_after\"; did you mean \"unhealthy_after\"?" },
+        { "metrics-listen-type", CLI(",'metrics':{'listen':true}"),
+          L "[0].metrics.listen: expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or a port number, got true" },
+        { "metrics-listen-empty", CLI(",'metrics':{'listen':''}"),
+          L "[0].metrics.listen: expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or a port number, got the string "
+            "\"\"" },
+        { "metrics-port-zero", CLI(",'metrics':{'listen':0}"),
+          L "[0].metrics.listen: must be between 1 and 65535, got 0" },
+        { "metrics-port-range", CLI(",'metrics':{'listen':'127.0.0.1:65536'}"),
+          L "[0].metrics.listen: \"127.0.0.1:65536\" has an invalid port; expected 1 to 65535" },
+        { "metrics-port-missing", CLI(",'metrics':{'listen':'127.0.0.1:'}"),
+          L "[0].metrics.listen: \"127.0.0.1:\" has an invalid port; expected 1 to 65535" },
+        { "metrics-port-string", CLI(",'metrics':{'listen':'http'}"),
+          L "[0].metrics.listen: \"http\" has an invalid port; expected 1 to 65535" },
+        { "metrics-address", CLI(",'metrics':{'listen':'localhost:9586'}"),
+          L "[0].metrics.listen: \"localhost\" is not a valid IPv4 or IPv6 address" },
+        { "metrics-address-prefix", CLI(",'metrics':{'listen':'10.0.0.1/8:9586'}"),
+          L "[0].metrics.listen: \"10.0.0.1/8:9586\" is not a valid IPv4 or IPv6 address" },
+        { "metrics-address-empty", CLI(",'metrics':{'listen':':9586'}"),
+          L "[0].metrics.listen: \":9586\" is not a valid IPv4 or IPv6 address" },
+        { "metrics-ipv6-brackets", CLI(",'metrics':{'listen':'::1:9586'}"),
+          L "[0].metrics.listen: \"::1:9586\" has an IPv6 address without brackets; write \"[ADDRESS]:PORT\"" },
+        { "metrics-ipv6-unclosed", CLI(",'metrics':{'listen':'[::1:9586'}"),
+          L "[0].metrics.listen: expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or a port number, got "
+            "\"[::1:9586\"" },
+        { "metrics-unhealthy-after-zero", CLI(",'metrics':{'listen':9586,'unhealthy_after':0}"),
+          L "[0].metrics.unhealthy_after: must be between 1 and 86400, got 0" },
+        { "metrics-unhealthy-after-type", CLI(",'metrics':{'listen':9586,'unhealthy_after':'60'}"),
+          L "[0].metrics.unhealthy_after: expected an integer, got the string \"60\"" },
+        { "metrics-tunnel-port", SRV(",'metrics':{'listen':8080}", CL1("")),
+          L "[0].metrics.listen: 127.0.0.1:8080 conflicts with the tunnel listener of this interface on "
+            "127.0.0.1:8080; the metrics need a port of their own" },
+        { "metrics-tunnel-wildcard", SRV(",'listen':'0.0.0.0','metrics':{'listen':'192.0.2.1:8080'}", CL1("")),
+          L "[0].metrics.listen: 192.0.2.1:8080 conflicts with the tunnel listener of this interface on "
+            "0.0.0.0:8080; the metrics need a port of their own" },
+        { "metrics-tunnel-ipv6", SRV(",'listen':'::1','metrics':{'listen':'[::]:8080'}", CL1("")),
+          L "[0].metrics.listen: [::]:8080 conflicts with the tunnel listener of this interface on [::1]:8080; "
+            "the metrics need a port of their own" },
+        { "metrics-tunnel-dual-stack", SRV(",'listen':'::','metrics':{'listen':8080}", CL1("")),
+          L "[0].metrics.listen: 127.0.0.1:8080 conflicts with the tunnel listener of this interface on [::]:8080; "
+            "the metrics need a port of their own" },
+        { "metrics-other-tunnel",
+          "[{'name':'a','server':'http://192.0.2.1/','token':'x','metrics':{'listen':'127.0.0.1:8080'}},"
+          "{'name':'b','port':8080,'net':'10.10.0.1/24','clients':[]}]",
+          L "[0].metrics.listen: 127.0.0.1:8080 conflicts with the tunnel listener of [1] (\"b\") on "
+            "127.0.0.1:8080" },
+        { "metrics-twice",
+          "[{'name':'a','server':'http://192.0.2.1/','token':'x','metrics':{'listen':9586}},"
+          "{'name':'b','server':'http://192.0.2.2/','token':'x','metrics':{'listen':'0.0.0.0:9586'}}]",
+          L "[1].metrics.listen: 0.0.0.0:9586 conflicts with the metrics listener of [0] (\"a\") on "
+            "127.0.0.1:9586" },
 };
 
 static void test_bad(gconstpointer data) {
@@ -526,6 +632,43 @@ static void test_client_offloads(void) {
         g_assert_cmphex(none->ifaces[0].offloads_mask, ==, 0);
         g_assert_cmphex(empty->ifaces[0].offloads_mask, ==, TAPOTUN_OFFLOADS_SET);
         g_assert_cmphex(some->ifaces[0].offloads_mask, ==, TAPOTUN_OFFLOADS_SET | 0x03);
+}
+
+static void test_metrics(void) {
+        _cleanup_(config_freep) Config *none = parse_good(CLI(""));
+        _cleanup_(config_freep) Config *port = parse_good(CLI(",'metrics':{'listen':9586}"));
+        _cleanup_(config_freep) Config *port_string = parse_good(CLI(",'metrics':{'listen':'9100'}"));
+        _cleanup_(config_freep) Config *v4 =
+                parse_good(CLI(",'metrics':{'listen':'0.0.0.0:9100','unhealthy_after':2}"));
+        _cleanup_(config_freep) Config *v6 =
+                parse_good(CLI(",'metrics':{'listen':'[::1]:65535','unhealthy_after':86400}"));
+        /* The tunnel's port on another address, or on the other family, is free for the metrics. */
+        _cleanup_(config_freep) Config *srv = parse_good(
+                "[{'name':'a','port':8080,'listen':'192.0.2.10','net':'10.10.0.1/24','clients':[],"
+                "'metrics':{'listen':'127.0.0.1:8080'}},"
+                "{'name':'b','port':8081,'net':'10.11.0.1/24','clients':[],"
+                "'metrics':{'listen':'[::1]:8081'}}]");
+
+        g_assert_null(none->ifaces[0].metrics_listen);
+        g_assert_cmpuint(none->ifaces[0].unhealthy_after_usec, ==, 60 * G_USEC_PER_SEC);
+
+        g_assert_cmpstr(port->ifaces[0].metrics_listen, ==, "127.0.0.1");
+        g_assert_cmpuint(port->ifaces[0].metrics_port, ==, 9586);
+        g_assert_cmpuint(port->ifaces[0].unhealthy_after_usec, ==, 60 * G_USEC_PER_SEC);
+        g_assert_cmpstr(port_string->ifaces[0].metrics_listen, ==, "127.0.0.1");
+        g_assert_cmpuint(port_string->ifaces[0].metrics_port, ==, 9100);
+
+        g_assert_cmpstr(v4->ifaces[0].metrics_listen, ==, "0.0.0.0");
+        g_assert_cmpuint(v4->ifaces[0].metrics_port, ==, 9100);
+        g_assert_cmpuint(v4->ifaces[0].unhealthy_after_usec, ==, 2 * G_USEC_PER_SEC);
+        g_assert_cmpstr(v6->ifaces[0].metrics_listen, ==, "::1");
+        g_assert_cmpuint(v6->ifaces[0].metrics_port, ==, 65535);
+        g_assert_cmpuint(v6->ifaces[0].unhealthy_after_usec, ==, 86400ull * G_USEC_PER_SEC);
+
+        g_assert_cmpstr(srv->ifaces[0].metrics_listen, ==, "127.0.0.1");
+        g_assert_cmpuint(srv->ifaces[0].metrics_port, ==, 8080);
+        g_assert_cmpstr(srv->ifaces[1].metrics_listen, ==, "::1");
+        g_assert_cmpuint(srv->ifaces[1].metrics_port, ==, 8081);
 }
 
 static void test_readme_client(void) {
@@ -707,6 +850,103 @@ static void test_strings(void) {
         g_assert_null(config_find(NULL, "x"));
 }
 
+/* The object form of the root carries the same interfaces; the array form has no update check. */
+static void test_root_object(void) {
+        _cleanup_(config_freep) Config *a = parse_good(README_SERVER);
+        _cleanup_(config_freep) Config *o = parse_good(OBJ(README_SERVER, ""));
+
+        g_assert_cmpuint(o->n_ifaces, ==, 1);
+        g_assert_cmpstr(o->ifaces[0].name, ==, "tun0");
+        g_assert_cmpuint(o->ifaces[0].port, ==, 8080);
+        g_assert_cmpuint(o->ifaces[0].n_clients, ==, 1);
+        g_assert_null(a->update.url);
+        g_assert_null(o->update.url);
+        g_assert_true(update_config_equal(&a->update, &o->update));
+}
+
+static void test_update_defaults(void) {
+        _cleanup_(config_freep) Config *c = parse_good(UPD(FEED));
+
+        g_assert_cmpstr(c->update.url, ==, "http://192.0.2.9/feed.json");
+        g_assert_cmpuint(c->update.interval_usec, ==, 21600ull * G_USEC_PER_SEC);
+        g_assert_cmpuint(c->update.timeout_usec, ==, 30 * G_USEC_PER_SEC);
+        g_assert_false(c->update.install);
+        g_assert_null(c->update.path);
+        g_assert_cmpstr(c->ifaces[0].server, ==, "http://192.0.2.1:8080/");
+}
+
+static void test_update_all(void) {
+        _cleanup_(config_freep) Config *c = parse_good(
+                UPD("'url':'HTTPS://user@[2001:db8::9]:8443/tapotun/feed.json?arch=amd64','interval':60,"
+                    "'timeout':3600,'install':true,'path':'/usr/local/sbin/tapotund'"));
+        _cleanup_(config_freep) Config *d = parse_good(UPD(FEED ",'interval':2592000,'timeout':1,'install':false"));
+        UpdateConfig copy;
+
+        g_assert_cmpstr(c->update.url, ==, "HTTPS://user@[2001:db8::9]:8443/tapotun/feed.json?arch=amd64");
+        g_assert_cmpuint(c->update.interval_usec, ==, 60 * G_USEC_PER_SEC);
+        g_assert_cmpuint(c->update.timeout_usec, ==, 3600ull * G_USEC_PER_SEC);
+        g_assert_true(c->update.install);
+        g_assert_cmpstr(c->update.path, ==, "/usr/local/sbin/tapotund");
+        g_assert_cmpuint(d->update.interval_usec, ==, 2592000ull * G_USEC_PER_SEC);
+        g_assert_cmpuint(d->update.timeout_usec, ==, 1 * G_USEC_PER_SEC);
+        g_assert_false(d->update.install);
+
+        /* What a reload compares: a copy is equal, any changed field is not. */
+        g_assert_cmpint(update_config_copy(&copy, &c->update), ==, 0);
+        g_assert_true(copy.url != c->update.url);
+        g_assert_true(update_config_equal(&copy, &c->update));
+        copy.install = false;
+        g_assert_false(update_config_equal(&copy, &c->update));
+        copy.install = true;
+        free(copy.path);
+        copy.path = NULL;
+        g_assert_false(update_config_equal(&copy, &c->update));
+        g_assert_false(update_config_equal(&c->update, &d->update));
+        update_config_done(&copy);
+        g_assert_null(copy.url);
+}
+
+/* The tests lower the smallest interval through the environment; nothing else does. */
+static void test_update_min_interval_env(void) {
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(strv_freep) char **errors = NULL;
+
+        g_assert_true(g_setenv(CONFIG_UPDATE_MIN_INTERVAL_ENV, "1", TRUE));
+        c = parse_good(UPD(FEED ",'interval':1"));
+        g_assert_cmpuint(c->update.interval_usec, ==, 1 * G_USEC_PER_SEC);
+
+        /* Only lowered: a larger value or garbage leaves the minimum at 60 s. */
+        g_assert_true(g_setenv(CONFIG_UPDATE_MIN_INTERVAL_ENV, "x", TRUE));
+        g_assert_cmpint(parse(UPD(FEED ",'interval':1"), NULL, &errors), ==, -EINVAL);
+        g_assert_cmpstr(errors[0], ==, L "update.interval: must be between 60 and 2592000, got 1");
+        g_unsetenv(CONFIG_UPDATE_MIN_INTERVAL_ENV);
+}
+
+/* In the object form too, every problem at once, in document order. */
+static void test_root_object_many_errors(void) {
+        static const char *const expected[] = {
+                L "top level: unknown field \"interface\"; did you mean \"interfaces\"?",
+                L "interfaces[0].port: must be between 1 and 65535, got 0",
+                L "interfaces[1]: expected an interface object, got the integer 7",
+                L "update: unknown field \"instal\"; did you mean \"install\"?",
+                L "update.url: expected an http:// or https:// URL, got \"feed.json\"",
+                L "update.timeout: expected an integer, got the number 1.5",
+        };
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(strv_freep) char **errors = NULL;
+        int r;
+
+        r = parse("{'interface':1,'interfaces':[{'name':'tun0','port':0,'net':'10.10.0.1/24','clients':[]},7],"
+                  "'update':{'url':'feed.json','timeout':1.5,'instal':true}}",
+                  &c, &errors);
+        dump_errors(errors);
+        g_assert_cmpint(r, ==, -EINVAL);
+        g_assert_null(c);
+        g_assert_cmpuint(strv_length(errors), ==, ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                g_assert_cmpstr(errors[i], ==, expected[i]);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 
 static void test_load_missing(void) {
@@ -828,6 +1068,8 @@ static const CtlCase ctl_cases[] = {
           "FILE: [0].port: must be between 1 and 65535, got 0\n"
           "FILE: [0].net: \"10.10.0.1\" has no prefix length; write the address with its prefix, e.g. "
           "\"10.10.0.1/24\"\n" },
+        { "validate-object", OBJ(README_SERVER, ",'update':{" FEED "}"), "\"$CTL\" validate FILE", 0,
+          "tun0: server, 1 client, listening on 127.0.0.1:8080\n", NULL },
         { "validate-missing", NULL, "\"$CTL\" validate /nonexistent.json", 1, "",
           "/nonexistent.json: cannot read: No such file or directory\n" },
         { "validate-no-file", NULL, "\"$CTL\" validate", 1, "", "Too few arguments for \"validate\"" },
@@ -926,11 +1168,17 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/conf/config_parse/readme-client", test_readme_client);
         g_test_add_func("/conf/config_parse/client-timers", test_client_timers);
         g_test_add_func("/conf/config_parse/client-offloads", test_client_offloads);
+        g_test_add_func("/conf/config_parse/metrics", test_metrics);
         g_test_add_func("/conf/config_parse/ipv6", test_ipv6);
         g_test_add_func("/conf/config_parse/dual-stack", test_dual_stack);
         g_test_add_func("/conf/config_parse/all-options", test_all_options);
         g_test_add_func("/conf/config_parse/edge-cases", test_edge_cases);
         g_test_add_func("/conf/strings", test_strings);
+        g_test_add_func("/conf/config_parse/root-object", test_root_object);
+        g_test_add_func("/conf/config_parse/root-object-many-errors", test_root_object_many_errors);
+        g_test_add_func("/conf/config_parse/update-defaults", test_update_defaults);
+        g_test_add_func("/conf/config_parse/update-all", test_update_all);
+        g_test_add_func("/conf/config_parse/update-min-interval-env", test_update_min_interval_env);
         g_test_add_func("/conf/config_load/missing", test_load_missing);
         g_test_add_func("/conf/config_load/directory", test_load_directory);
         g_test_add_func("/conf/config_load/file", test_load_file);

@@ -188,6 +188,37 @@ static void test_grow(void) {
         g_assert_cmpuint(queue_frames(q), ==, 0);
 }
 
+/* A burst grows the ring; once drained, trimming returns it to its starting size, and not before. */
+static void test_trim(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[60000], buf[1 << 20];
+        size_t initial, frames;
+        uint64_t stale;
+
+        g_assert_cmpint(queue_new(4 << 20, 0, &q), ==, 0);
+        initial = queue_capacity(q);
+        g_assert_false(queue_trim(q));
+
+        for (int i = 0; i < 40; i++)
+                g_assert_cmpint(queue_push(q, body, sizeof body, 0), ==, 0);
+        g_assert_cmpuint(queue_capacity(q), >=, 40 * sizeof body);
+        g_assert_false(queue_trim(q)); /* frames wait: nothing is given back */
+        g_assert_cmpuint(queue_pull(q, buf, sizeof buf, 0, &stale, &frames), >, 0);
+        g_assert_false(queue_trim(q));
+
+        while (queue_pull(q, buf, sizeof buf, 0, &stale, &frames) > 0)
+                ;
+        g_assert_true(queue_trim(q));
+        g_assert_cmpuint(queue_capacity(q), ==, initial);
+        g_assert_false(queue_trim(q));
+
+        /* It works as before: frames go in and come out whole. */
+        make_body(body, 1500, 7);
+        g_assert_cmpint(queue_push(q, body, 1500, 0), ==, 0);
+        g_assert_cmpuint(queue_pull(q, buf, sizeof buf, 0, &stale, &frames), ==, 2 + 1500);
+        check_body(buf, 1500, 7);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/queue/pull/fifo", test_fifo);
@@ -197,5 +228,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/queue/pull/stale", test_stale);
         g_test_add_func("/queue/push/wrap-random", test_wrap_random);
         g_test_add_func("/queue/push/grow", test_grow);
+        g_test_add_func("/queue/trim/after-burst", test_trim);
         return g_test_run();
 }

@@ -21,9 +21,6 @@
 
 #define PLUGIN_NAME "http-client"
 
-#define USEC_PER_MSEC 1000ull
-#define USEC_PER_SEC 1000000ull
-
 /* curl's receive and send buffers, and the PUT's staging buffer: many frames per read()/send(). */
 #define IO_BUFFER_SIZE (256u * 1024u)
 _Static_assert(IO_BUFFER_SIZE >= TAPOTUN_FRAME_MAX, "the staging buffer must hold a whole frame");

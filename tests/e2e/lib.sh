@@ -21,6 +21,8 @@ E2E_PIDS=()
 E2E_NAMESPACES=()
 TAP_N=0
 TAP_FAILED=0
+E2E_BUS=
+E2E_BUS_PID=
 
 # The SHA-1 of the token "test", as the README's example uses it.
 TOKEN_TEST_SHA1=a94a8fe5ccb19ba61c4c0873d391e987982fbbd3
@@ -62,6 +64,7 @@ e2e_require_root() {
 
 e2e_cleanup() {
         local pid ns
+        [ -n "$E2E_BUS_PID" ] && kill "$E2E_BUS_PID" 2>/dev/null
         for pid in "${E2E_PIDS[@]}"; do
                 kill "$pid" 2>/dev/null
         done
@@ -78,6 +81,30 @@ e2e_cleanup() {
                 ip netns del "$ns" 2>/dev/null
         done
         rm -rf "$E2E_TMP"
+}
+
+# e2e_private_bus: a dbus-daemon of the test's own that lets everyone own and call anything (test-dbus.sh
+# checks the real policy), for reading counters and properties; sets E2E_BUS to its address. Fails when
+# there is no dbus-daemon. e2e_cleanup stops it.
+e2e_private_bus() {
+        local out
+        command -v dbus-daemon >/dev/null || return 1
+        cat >"$E2E_TMP/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$E2E_TMP/bus.sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/> <allow own="*"/> <allow send_destination="*"/> <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+XML
+        out=$(dbus-daemon --config-file="$E2E_TMP/bus.conf" --fork --nopidfile --print-address=1 \
+                --print-pid=1) || return 1
+        E2E_BUS=$(echo "$out" | sed -n 1p | cut -d, -f1)
+        E2E_BUS_PID=$(echo "$out" | sed -n 2p)
 }
 
 # e2e_netns NAME...: fresh namespaces with loopback up.

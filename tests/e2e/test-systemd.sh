@@ -1,5 +1,5 @@
 #!/bin/bash
-# The systemd units under a real systemd: a Debian 12 tree (debootstrap, cached in $CACHE) with this build
+# The systemd units under a real systemd: a Debian 12 tree (debootstrap, cached by container.sh) with this build
 # installed into a copy of it, booted with systemd-nspawn in a network namespace made here, joined by
 # veth pairs to two client namespaces whose tapotund runs on the host. Checks that tapotun@corp0 starts
 # (READY=1 only once its TUN is up), shows its STATUS=, pings the watchdog, carries traffic; that
@@ -14,96 +14,23 @@ if [ -n "${TAPOTUN_SANITIZE:-}" ] && [ "$TAPOTUN_SANITIZE" != none ]; then
         echo "1..0 # SKIP sanitizer build ($TAPOTUN_SANITIZE): the container has no sanitizer runtime; the normal build runs this test"
         exit 0
 fi
-for cmd in debootstrap systemd-nspawn nsenter; do
-        if ! command -v "$cmd" >/dev/null; then
-                echo "Bail out! $cmd not found: install debootstrap and systemd-container (see .ci/packages)"
-                exit 1
-        fi
-done
-
-CACHE_DIR=/var/cache/tapotun-test
-CACHE=$CACHE_DIR/bookworm
-# What tapotund, its plugins and this test need inside the container (procps: /bin/kill for ExecReload=).
-PACKAGES=systemd,systemd-sysv,dbus,procps,libh2o0.13,libuv1,libhttp-parser2.9,libcurl4,libjansson4,libmnl0,libssl3,libsystemd0,iproute2,iputils-ping,curl
-NSPAWN_PID=
-LEADER=
-
-cleanup() {
-        if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
-                # SIGTERM asks the container's systemd to power off.
-                kill -TERM "$NSPAWN_PID"
-                for _ in $(seq 300); do
-                        kill -0 "$NSPAWN_PID" 2>/dev/null || break
-                        sleep 0.1
-                done
-                [ -n "$LEADER" ] && kill -KILL "$LEADER" 2>/dev/null
-                kill -KILL "$NSPAWN_PID" 2>/dev/null
-                wait "$NSPAWN_PID" 2>/dev/null
-        fi
-        e2e_cleanup
-}
-trap cleanup EXIT
-
-# The Debian mirror apt is configured with (deb822 or one-line sources).
-debian_mirror() {
-        local url
-        url=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs:[[:space:]]*//p' | tr ' ' '\n' |
-                grep -E '/debian/?$' | head -1)
-        [ -n "$url" ] || url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-                sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' | grep -E '/debian/?$' | head -1)
-        echo "${url:-http://deb.debian.org/debian}"
-}
-
-# remove_tree DIR: debootstrap cut short may leave proc, sys or a bound /dev mounted inside its target.
-remove_tree() {
-        local m
-        for m in $(findmnt -n -l -o TARGET | grep "^$1/" | sort -r); do
-                umount -l "$m"
-        done
-        rm -rf --one-file-system "$1"
-}
-
-cache_valid() {
-        [ "$(cat "$CACHE/.tapotun-packages" 2>/dev/null)" = "$PACKAGES" ] && [ -x "$CACHE/lib/systemd/systemd" ] &&
-                chroot "$CACHE" /bin/sh -c 'command -v ip && command -v ping && command -v curl' >/dev/null 2>&1
-}
-
-# Builds the cached tree once (60 to 90 s) and reuses it; a tree that is incomplete or was made for
-# another package list is built again.
-build_cache() {
-        local mirror new log rc
-        mirror=$(debian_mirror)
-        new=$CACHE.new.$$
-        log=$E2E_TMP/debootstrap.log
-        remove_tree "$new"
-        diag "building the Debian 12 tree in $CACHE from $mirror"
-        # A mirror that does not answer would keep debootstrap's downloads retrying for long.
-        timeout 420 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$new" "$mirror" >"$log" 2>&1
-        rc=$?
-        if [ $rc != 0 ]; then
-                remove_tree "$new"
-                if [ $rc = 124 ] || grep -q -E "Failed getting release|Couldn't download|Temporary failure resolving|Could not resolve|Network is unreachable|Connection refused|Connection timed out" "$log"; then
-                        echo "1..0 # SKIP debootstrap cannot fetch from $mirror (no Debian mirror reachable)"
-                        tail -5 "$log" | sed 's/^/# /'
-                        exit 0
-                fi
-                echo "Bail out! debootstrap failed"
-                tail -20 "$log" | sed 's/^/# /'
-                exit 1
-        fi
-        echo "$PACKAGES" >"$new/.tapotun-packages"
-        remove_tree "$CACHE"
-        mv "$new" "$CACHE"
-}
+source "$(dirname "$0")/container.sh"
+ct_require
+trap 'ct_cleanup; e2e_cleanup' EXIT
 
 t0=$(date +%s)
-mkdir -p "$CACHE_DIR" && exec 9>"$CACHE_DIR/lock" || { echo "Bail out! cannot create $CACHE_DIR"; exit 1; }
-flock 9
-cache_valid || build_cache
-cache_valid || { echo "Bail out! the Debian tree in $CACHE is unusable"; exit 1; }
 ROOT=$E2E_TMP/root
-cp -a "$CACHE" "$ROOT" || { echo "Bail out! cannot copy $CACHE"; exit 1; }
-flock -u 9
+rc=0
+ct_prepare "$ROOT" || rc=$?
+if [ $rc = 2 ]; then
+        echo "1..0 # SKIP $CT_ERROR"
+        tail -5 "$E2E_TMP/debootstrap.log" | sed 's/^/# /'
+        exit 0
+elif [ $rc != 0 ]; then
+        echo "Bail out! $CT_ERROR"
+        tail -20 "$E2E_TMP/debootstrap.log" 2>/dev/null | sed 's/^/# /'
+        exit 1
+fi
 diag "Debian tree ready after $(($(date +%s) - t0)) s"
 
 if ! meson install -C "$TAPOTUN_BUILD_ROOT" --no-rebuild --quiet --destdir "$ROOT" >"$E2E_TMP/install.log" 2>&1; then
@@ -163,30 +90,9 @@ printf '[Service]\nWatchdogSec=3s\n' >"$ROOT/etc/systemd/system/tapotun@.service
 printf '[Socket]\nListenStream=\nListenStream=0.0.0.0:8080\n' >"$ROOT/etc/systemd/system/tapotun@corp0.socket.d/listen.conf"
 printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:8090\n' >"$ROOT/etc/systemd/system/tapotun@other.socket.d/listen.conf"
 
-# CAP_NET_ADMIN: nspawn drops it with --network-namespace-path, and the daemon needs it there.
-systemd-nspawn --boot --register=no --keep-unit --quiet -D "$ROOT" --machine="tt-$E2E_ID" --capability=CAP_NET_ADMIN \
-        --network-namespace-path="/run/netns/$NS_SRV" </dev/null >"$E2E_TMP/console.log" 2>&1 &
-NSPAWN_PID=$!
-for _ in $(seq 300); do
-        LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd)
-        [ -n "$LEADER" ] && break
-        sleep 0.1
-done
-[ -n "$LEADER" ] || { echo "Bail out! the container did not start"; tail -20 "$E2E_TMP/console.log" | sed 's/^/# /'; exit 1; }
-
-# ct COMMAND...: runs COMMAND inside the container.
-ct() {
-        nsenter -t "$LEADER" -a "$@"
-}
-# systemctl answers only once the container's systemd is far enough; until then it fails.
-state=
-for _ in $(seq 120); do
-        state=$(ct systemctl is-system-running 2>/dev/null)
-        case $state in
-        running | degraded) break ;;
-        esac
-        sleep 0.5
-done
+ct_boot "$ROOT" "$NS_SRV" || { echo "Bail out! the container did not start"; tail -20 "$E2E_TMP/console.log" | sed 's/^/# /'; exit 1; }
+LEADER=$CT_LEADER
+state=$(ct_wait_running)
 diag "container booted after $(($(date +%s) - t0)) s: $state"
 check "the container boots (running or degraded)" test "$state" = running -o "$state" = degraded
 

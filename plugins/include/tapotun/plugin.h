@@ -115,6 +115,12 @@ typedef struct TapotunIfaceConfig {
         /* client: WIRE_OFFLOAD_* its TUN may accept (`offloads`), with TAPOTUN_OFFLOADS_SET so that an empty
          * list can be told from none; 0 = all */
         uint32_t offloads_mask;
+
+        /* Both modes: the metrics and health listener (`metrics`), served by the server transport. Only a
+         * host whose TapotunHost has render_metrics fills these in: check its struct_size first. */
+        char *metrics_listen;          /* IPv4 or IPv6 address literal to bind; NULL: no metrics listener */
+        uint16_t metrics_port;
+        uint64_t unhealthy_after_usec; /* /healthz fails for a peer not connected for this long (60 s) */
 } TapotunIfaceConfig;
 
 /* Set in offloads_mask when `offloads` is configured. */
@@ -201,6 +207,14 @@ typedef struct TapotunHost {
          * reconnects (TAPOTUN_PEER_BACKOFF): shown on the bus. DETAIL may be NULL. A host built before
          * this member existed has a smaller struct_size: check it before calling. */
         void (*peer_event)(TapotunPeer *p, TapotunPeerEvent event, const char *detail);
+
+        /* The metrics listener (TapotunIfaceConfig.metrics_*); a host built before these members existed has
+         * a smaller struct_size and no metrics fields in the configuration. Both return a malloc()ed text in
+         * *RET_TEXT (the caller frees it) of *RET_LEN bytes. render_metrics: tunnel T's metrics in the
+         * Prometheus text format 0.0.4. render_health: 0 and "ok\n" when every peer of T is connected or was
+         * away for less than unhealthy_after, else 1 and one line per peer that is not. */
+        int (*render_metrics)(TapotunTunnel *t, char **ret_text, size_t *ret_len);
+        int (*render_health)(TapotunTunnel *t, char **ret_text, size_t *ret_len);
 } TapotunHost;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -214,7 +228,7 @@ typedef enum TapotunPluginKind {
         _TAPOTUN_PLUGIN_KIND_INVALID = -EINVAL,
 } TapotunPluginKind;
 
-#define TAPOTUN_TRANSPORT_OPS_VERSION 1u
+#define TAPOTUN_TRANSPORT_OPS_VERSION 2u
 
 /* Server and client transports: one instance per configured interface. */
 typedef struct TapotunTransportOps {
@@ -224,6 +238,10 @@ typedef struct TapotunTransportOps {
         void (*instance_free)(void *instance);
         /* Ends every stream of peer P (or of every peer when P is NULL). */
         void (*disconnect)(void *instance, TapotunPeer *p);
+        /* Version 2, optional: an instance that serves only the metrics listener of CFG (a client interface
+         * with `metrics`), freed with instance_free(). */
+        int (*metrics_instance_new)(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg,
+                                    void **ret);
 } TapotunTransportOps;
 
 #define TAPOTUN_ROUTER_OPS_VERSION 1u
