@@ -57,6 +57,11 @@ _Static_assert(WIRE_OFFLOAD_USO6 == TUN_F_USO6, "offload bits");
 #define TUNNEL_LOG_INTERVAL_USEC (10u * 1000000u)
 #define TUNNEL_LOG_BURST 10u
 
+/* A device deleted under us is created again at once; when that fails (the name taken by another kind of
+ * interface, say), again after 1 s, doubling up to 30 s. */
+#define TUNNEL_REOPEN_DELAY_MIN_USEC (1u * 1000000u)
+#define TUNNEL_REOPEN_DELAY_MAX_USEC (30u * 1000000u)
+
 /* A FIFO of frames in one ring of bytes, allocated at the first EAGAIN, so queueing allocates nothing
  * per packet. Each record is a uint32_t length and the frame, padded to 4 bytes. */
 typedef struct TunnelQueue {
@@ -96,8 +101,10 @@ struct Tunnel {
         char name[IFNAMSIZ];
         uint32_t offloads;
         bool reading;
-        bool failed;    /* the device went away: I/O stopped */
+        bool failed;    /* the device went away: I/O stopped until tunnel_reopen() */
         bool throttled; /* tunnel_write() returned 1 or -ENOBUFS; on_writable is owed */
+        sd_event_source *reopen; /* time: creates a failed device again */
+        unsigned n_reopen_failures;
 
         TunnelReadHandler on_read;
         TunnelWritableHandler on_writable;
@@ -107,6 +114,10 @@ struct Tunnel {
         TunnelQueue queue;
         GsoGro *gro;                /* allocated by the first tunnel_write_coalesced() */
         sd_event_source *gro_flush; /* writes what gro holds at the end of the loop iteration */
+
+        /* What a recreated device gets again, besides the objects: 0 until tunnel_set_mtu_up(). */
+        uint32_t mtu;
+        bool accept_local_set, accept_local;
 
         TunnelObject *objects;
         size_t n_objects, n_objects_allocated;
@@ -230,11 +241,17 @@ static int tunnel_update_io(Tunnel *t) {
         return sd_event_source_set_enabled(t->io, SD_EVENT_ON);
 }
 
-/* The device is gone (deleted under us) or broken: stop polling it rather than spin on EPOLLERR. */
+static void tunnel_schedule_reopen(Tunnel *t, uint64_t delay_usec);
+
+/* The device is gone (deleted under us: reads fail with EBADFD) or broken: stop polling it rather than
+ * spin on EPOLLERR, and create it again from the loop, outside the handlers of this one. */
 static void tunnel_fail(Tunnel *t, int error) {
         t->failed = true;
         (void) tunnel_update_io(t);
-        log_tunnel_full_errno(t->name, LOG_ERR, error, "TUN device failed, stopping its I/O: %m");
+        log_tunnel_full_errno(t->name, LOG_ERR, error,
+                              "TUN device %s failed (%m; deleted?): creating it again with its addresses, "
+                              "routes and rules.", t->name);
+        tunnel_schedule_reopen(t, 0);
 }
 
 static int tunnel_drop(Tunnel *t, int error) {
@@ -438,30 +455,12 @@ static int tunnel_probe_offloads(int fd, uint32_t wanted, uint32_t *ret) {
         return -EINVAL;
 }
 
-int tunnel_new(sd_event *e, Netlink *nl, const char *name, uint32_t wanted_offloads, Tunnel **ret) {
-        _cleanup_(tunnel_freep) Tunnel *t = NULL;
+/* Opens the device NAME ("" or NULL: the kernel chooses) on a new descriptor with the offloads in WANTED
+ * that the kernel accepts, and starts watching it. On failure the caller closes t->fd. */
+static int tunnel_open(Tunnel *t, const char *name, uint32_t wanted_offloads) {
         struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR };
         int vnet_hdr_size = TAPOTUN_VNET_HDR_SIZE, r;
         unsigned ifindex;
-
-        assert(e);
-        assert(nl);
-        assert(ret);
-
-        /* NULL or "" lets the kernel choose (tun%d). */
-        if (name && strlen(name) >= IFNAMSIZ)
-                return -EINVAL;
-
-        t = calloc(1, sizeof *t);
-        if (!t)
-                return -ENOMEM;
-        t->fd = -EBADF;
-        t->event = sd_event_ref(e);
-        t->netlink = nl;
-
-        t->rbuf = malloc(TUNNEL_FRAME_MAX + 1);
-        if (!t->rbuf)
-                return -ENOMEM;
 
         t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
         if (t->fd < 0)
@@ -484,11 +483,37 @@ int tunnel_new(sd_event *e, Netlink *nl, const char *name, uint32_t wanted_offlo
                 return -errno;
         t->ifindex = (int) ifindex;
 
-        r = sd_event_add_io(e, &t->io, t->fd, EPOLLIN, on_tunnel_io, t);
+        r = sd_event_add_io(t->event, &t->io, t->fd, EPOLLIN, on_tunnel_io, t);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(t->io, "tunnel");
-        r = tunnel_update_io(t);
+        return tunnel_update_io(t);
+}
+
+int tunnel_new(sd_event *e, Netlink *nl, const char *name, uint32_t wanted_offloads, Tunnel **ret) {
+        _cleanup_(tunnel_freep) Tunnel *t = NULL;
+        int r;
+
+        assert(e);
+        assert(nl);
+        assert(ret);
+
+        /* NULL or "" lets the kernel choose (tun%d). */
+        if (name && strlen(name) >= IFNAMSIZ)
+                return -EINVAL;
+
+        t = calloc(1, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        t->fd = -EBADF;
+        t->event = sd_event_ref(e);
+        t->netlink = nl;
+
+        t->rbuf = malloc(TUNNEL_FRAME_MAX + 1);
+        if (!t->rbuf)
+                return -ENOMEM;
+
+        r = tunnel_open(t, name, wanted_offloads);
         if (r < 0)
                 return r;
 
@@ -708,8 +733,9 @@ static int tunnel_add_object(Tunnel *t, const TunnelObject *o) {
 static int tunnel_remove_object_at(Tunnel *t, size_t i) {
         int r;
 
+        /* -ENODEV: the device was deleted under us, and its addresses with it. */
         r = tunnel_object_apply(t, &t->objects[i], false);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && r != -ENOENT && r != -ENODEV)
                 return r;
 
         memmove(t->objects + i, t->objects + i + 1, (t->n_objects - i - 1) * sizeof *t->objects);
@@ -766,6 +792,8 @@ int tunnel_set_mtu_up(Tunnel *t, uint32_t mtu) {
 
         assert(t);
 
+        /* Remembered even when it fails, as the device may be away: a recreated one gets it. */
+        t->mtu = mtu;
         r = netlink_link_set(t->netlink, t->ifindex, mtu, true, on_request_done, &result);
         return tunnel_wait(t, r, &result);
 }
@@ -775,6 +803,8 @@ int tunnel_set_accept_local(Tunnel *t, bool accept) {
 
         assert(t);
 
+        t->accept_local_set = true;
+        t->accept_local = accept;
         r = netlink_link_accept_local(t->netlink, t->ifindex, accept, on_request_done, &result);
         return tunnel_wait(t, r, &result);
 }
@@ -897,6 +927,112 @@ int tunnel_remove_mark(Tunnel *t) {
         return ret;
 }
 
+/* ------------------------------------------------------------------------------------------------ */
+/* Recreating a device deleted under us */
+
+/* Adds O again on the new device; a rule (not tied to the device) is usually still there. */
+static int tunnel_object_restore(Tunnel *t, const TunnelObject *o) {
+        int r;
+
+        if (o->type == TUNNEL_OBJECT_RULE) {
+                r = tunnel_object_exists(t, o);
+                if (r != 0)
+                        return MIN(r, 0);
+        }
+        r = tunnel_object_apply(t, o, true);
+        return r == -EEXIST ? 0 : r;
+}
+
+/* Opens the device again under its name, then gives it what it had: MTU and up, accept_local, and every
+ * object in the order they were added. Frames queued for the old device are lost (counted as dropped).
+ * An object that cannot be restored is logged and skipped: the device works without it. */
+static int tunnel_reopen(Tunnel *t) {
+        int r;
+
+        t->stats.tx_dropped += t->queue.n_frames;
+        t->queue.n_frames = t->queue.n_bytes = 0;
+        t->queue.head = t->queue.tail = 0;
+        t->io = sd_event_source_disable_unref(t->io);
+        t->fd = safe_close(t->fd);
+        t->failed = false;
+
+        r = tunnel_open(t, t->name, t->offloads);
+        if (r < 0) {
+                t->failed = true;
+                return log_tunnel_full_errno(t->name, LOG_ERR, r, "Failed to create TUN device %s again: %m",
+                                             t->name);
+        }
+
+        if (t->mtu > 0) {
+                r = tunnel_set_mtu_up(t, t->mtu);
+                if (r < 0)
+                        log_tunnel_full_errno(t->name, LOG_ERR, r, "Failed to set MTU %" PRIu32 " again: %m",
+                                              t->mtu);
+        }
+        if (t->accept_local_set) {
+                r = tunnel_set_accept_local(t, t->accept_local);
+                if (r < 0)
+                        log_tunnel_full_errno(t->name, LOG_ERR, r, "Failed to set accept_local again: %m");
+        }
+        for (size_t i = 0; i < t->n_objects; i++) {
+                r = tunnel_object_restore(t, &t->objects[i]);
+                if (r < 0) {
+                        char what[160];
+
+                        object_format(&t->objects[i], what, sizeof what);
+                        log_tunnel_full_errno(t->name, LOG_ERR, r, "Failed to restore %s: %m", what);
+                }
+        }
+
+        log_tunnel_full_errno(t->name, LOG_NOTICE, 0,
+                              "TUN device %s created again (ifindex %i) with its %zu address(es), route(s) "
+                              "and rule(s).", t->name, t->ifindex, t->n_objects);
+
+        /* The queue is empty now: whoever was told to pause may go on. */
+        if (t->throttled) {
+                t->throttled = false;
+                if (t->on_writable)
+                        t->on_writable(t, t->userdata);
+        }
+        return 0;
+}
+
+static int on_reopen(sd_event_source *s, uint64_t usec, void *userdata) {
+        Tunnel *t = userdata;
+        uint64_t delay = TUNNEL_REOPEN_DELAY_MIN_USEC;
+
+        if (tunnel_reopen(t) >= 0) {
+                t->n_reopen_failures = 0;
+                return 0;
+        }
+        for (unsigned i = 0; i < t->n_reopen_failures && delay < TUNNEL_REOPEN_DELAY_MAX_USEC; i++)
+                delay *= 2;
+        t->n_reopen_failures++;
+        log_tunnel_full_errno(t->name, LOG_NOTICE, 0, "Trying again in %" PRIu64 " s.",
+                              MIN(delay, (uint64_t) TUNNEL_REOPEN_DELAY_MAX_USEC) / 1000000u);
+        tunnel_schedule_reopen(t, MIN(delay, (uint64_t) TUNNEL_REOPEN_DELAY_MAX_USEC));
+        return 0;
+}
+
+static void tunnel_schedule_reopen(Tunnel *t, uint64_t delay_usec) {
+        int r;
+
+        if (!t->reopen) {
+                r = sd_event_add_time_relative(t->event, &t->reopen, CLOCK_MONOTONIC, delay_usec, 0,
+                                               on_reopen, t);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(t->reopen, "tunnel-reopen");
+        } else {
+                r = sd_event_source_set_time_relative(t->reopen, delay_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(t->reopen, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_tunnel_full_errno(t->name, LOG_ERR, r,
+                                      "Cannot schedule creating TUN device %s again (%m); restart the "
+                                      "service.", t->name);
+}
+
 Tunnel *tunnel_free(Tunnel *t) {
         if (!t)
                 return NULL;
@@ -914,6 +1050,7 @@ Tunnel *tunnel_free(Tunnel *t) {
                 }
         }
 
+        sd_event_source_disable_unref(t->reopen);
         sd_event_source_disable_unref(t->gro_flush);
         free(t->gro);
         sd_event_source_disable_unref(t->io);
