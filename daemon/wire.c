@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "macro.h"
 #include "wire.h"
@@ -445,4 +446,71 @@ char *wire_prefixes_format(const TapotunPrefix *p, size_t n) {
         }
 
         return s;
+}
+
+static const TapotunHeader *header_find(const TapotunHeader *h, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (h[i].name && h[i].value && strcasecmp(h[i].name, name) == 0)
+                        return &h[i];
+        return NULL;
+}
+
+int wire_server_conf_parse(const TapotunHeader *h, size_t n, bool accept_routes, WireServerConf *ret,
+                           const TapotunHeader **ret_bad) {
+        const TapotunHeader *conf, *conf6, *offload, *routes;
+        _cleanup_free_ TapotunPrefix *nets = NULL;
+        WireServerConf c = {};
+        size_t n_nets = 0;
+        int r;
+
+        assert(h || n == 0);
+        assert(ret);
+        assert(ret_bad);
+
+        conf = header_find(h, n, "x-tun-conf");
+        conf6 = header_find(h, n, "x-tun-conf6");
+        offload = header_find(h, n, "x-tun-offload");
+        routes = accept_routes ? header_find(h, n, "x-tun-routes") : NULL;
+
+        if (!conf && !conf6)
+                return -ENODATA;
+        if (conf) {
+                if (wire_tun_conf_decode(conf->value, &c.conf) < 0) {
+                        *ret_bad = conf;
+                        return -EBADMSG;
+                }
+        } else
+                c.conf.mtu = 1280; /* the least an IPv6 link has */
+        if (conf6 && (wire_prefix_parse(conf6->value, /* network= */ false, &c.conf6) < 0 ||
+                      c.conf6.family != AF_INET6)) {
+                *ret_bad = conf6;
+                return -EBADMSG;
+        }
+        c.offloads = offload ? wire_offload_parse(offload->value) : WIRE_OFFLOAD_V1;
+
+        if (routes) {
+                r = wire_prefixes_parse(routes->value, &nets, &n_nets);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        *ret_bad = routes;
+                        return -EBADMSG;
+                }
+        }
+        /* A route with host bits set is not a network: the kernel would refuse it anyway. */
+        for (size_t i = 0; i < n_nets; i++)
+                if (wire_prefix_is_network(&nets[i]))
+                        nets[c.n_routes++] = nets[i];
+                else
+                        c.n_routes_ignored++;
+        if (c.n_routes > 0)
+                c.routes = TAKE_PTR(nets);
+
+        *ret = c;
+        return 0;
+}
+
+void wire_server_conf_done(WireServerConf *c) {
+        c->routes = mfree(c->routes);
+        c->n_routes = 0;
 }

@@ -53,6 +53,24 @@ int wire_prefixes_parse(const char *s, TapotunPrefix **ret, size_t *ret_n);
 /* Returns a malloc()ed string, NULL on OOM. */
 char *wire_prefixes_format(const TapotunPrefix *p, size_t n);
 
+/* What a server's GET response tells its client (PROTOCOL.md sections 4 and 6). */
+typedef struct WireServerConf {
+        TunConf conf;            /* without x-tun-conf (an IPv6-only client): MTU 1280, no address */
+        TapotunPrefix conf6;     /* family 0 without x-tun-conf6 */
+        uint32_t offloads;       /* what the server sends: WIRE_OFFLOAD_V1 without x-tun-offload */
+        TapotunPrefix *routes;   /* x-tun-routes without the entries that have host bits set (free()) */
+        size_t n_routes;
+        size_t n_routes_ignored; /* those entries */
+} WireServerConf;
+
+/* Decides the client's configuration from the response headers H, as the client transport hands them
+ * over (names compared case-insensitively; the first of repeated headers counts). x-tun-routes is read
+ * only when ACCEPT_ROUTES. -ENODATA when neither x-tun-conf nor x-tun-conf6 is there; -EBADMSG with
+ * *RET_BAD pointing at the header that does not decode. */
+int wire_server_conf_parse(const TapotunHeader *h, size_t n, bool accept_routes, WireServerConf *ret,
+                           const TapotunHeader **ret_bad);
+void wire_server_conf_done(WireServerConf *c);
+
 /* Standard Base64 with padding. Encode writes a NUL-terminated string (4*ceil(n/3)+1 bytes). Decode
  * returns the byte count or -EBADMSG. */
 void wire_base64_encode(const void *data, size_t n, char *ret);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Runs the whole test suite: a normal build and an AddressSanitizer/UBSan build, every suite in each
-# (unit, plugin, root; root needs root and skips loudly otherwise). Ends with one line
-# "N passed, N failed[, N skipped]" and exits non-zero when anything failed.
+# (unit, plugin, root; root needs root and skips loudly otherwise), then every libFuzzer target for
+# FUZZ_SECONDS (15) each in a clang build (build-fuzz/; skipped without clang's libFuzzer), which counts as
+# one more test. Ends with one line "N passed, N failed[, N skipped]" and exits non-zero when anything
+# failed.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -20,10 +22,35 @@ for i in "${!builds[@]}"; do
                 meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
 
-python3 - "${builds[@]}" <<'PY'
+# Bounded fuzzing: a crash here is a new input for tests/fuzz/corpus/ (see tests/fuzz/run-fuzzers.sh).
+fuzz_result=SKIP
+fuzz_probe=$(mktemp)
+if command -v clang >/dev/null &&
+        echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+        clang -fsanitize=fuzzer -x c - -o "$fuzz_probe" 2>/dev/null; then
+        if FUZZ_BUILDDIR=build-fuzz FUZZ_CLEAN=1 CC=clang tests/fuzz/run-fuzzers.sh "${FUZZ_SECONDS:-15}"; then
+                fuzz_result=OK
+        else
+                fuzz_result=FAIL
+                status=1
+        fi
+else
+        echo "SKIPPED: fuzzing needs clang that links -fsanitize=fuzzer (Debian: clang, libclang-rt-dev)" >&2
+fi
+rm -f "$fuzz_probe"
+
+python3 - "$fuzz_result" "${builds[@]}" <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
-for d in sys.argv[1:]:
+fuzz = sys.argv[1]
+print(f"fuzzing: {fuzz}")
+if fuzz == "OK":
+    passed += 1
+elif fuzz == "SKIP":
+    skipped += 1
+else:
+    failed += 1
+for d in sys.argv[2:]:
     log = os.path.join(d, "meson-logs", "testlog.json")
     if not os.path.exists(log):
         failed += 1

@@ -620,6 +620,75 @@ static void test_forbidden(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(mock_host_peer(f->m, 1)->n_connected, ==, 0);
 }
 
+/* Log lines of the plugin, for the tests that count them. */
+static GPtrArray *captured_log;
+
+static int capture_logv(int level, int error, const char *plugin, const char *object, const char *format,
+                        va_list ap) {
+        g_ptr_array_add(captured_log, g_strdup_vprintf(format, ap));
+        return error < 0 ? error : -error;
+}
+
+static unsigned log_count(const char *needle) {
+        unsigned n = 0;
+
+        for (guint i = 0; i < captured_log->len; i++)
+                if (strstr(g_ptr_array_index(captured_log, i), needle))
+                        n++;
+        return n;
+}
+
+#define AUTH_FLOOD 100u
+
+/* A flood of bad keys: every attempt gets its 403, only the first three are logged one by one, the rest
+ * are summed up per address; the valid client gets in all along. */
+static void test_auth_flood(Fixture *f, gconstpointer data) {
+        static const char *const keys[] = { "x-api-key: wrong\r\n", "" };
+        g_autofree char *summary = g_strdup_printf("%u failed authentication attempts from 127.0.0.1 in the "
+                                                   "last 10 s", AUTH_FLOOD);
+        gint64 t0 = g_get_monotonic_time(), elapsed;
+        Client *good;
+
+        captured_log = g_ptr_array_new_with_free_func(g_free);
+        f->m->host.logv = capture_logv;
+
+        for (unsigned i = 0; i < AUTH_FLOOD; i++) {
+                const char *method = i % 3 == 0 ? "PUT" : i % 3 == 1 ? "GET" : "HEAD";
+                Client *c = client_connect(f);
+                g_autofree char *got = NULL;
+
+                client_sendf(f, c, "%s / HTTP/1.1\r\nHost: test\r\n%s\r\n", method, keys[i % 2]);
+                g_assert_true(run_until(f, (Wait) { .pred = pred_eof, .c = c }, WAIT_MS));
+                got = g_strndup((const char *) c->rx->data, c->rx->len);
+                g_assert_true(g_str_has_prefix(got, "HTTP/1.1 403 Forbidden\r\n"));
+                /* No body for HEAD. */
+                g_assert_true(g_str_has_suffix(got, g_str_equal(method, "HEAD") ? "\r\n\r\n" : "Forbidden"));
+                g_ptr_array_remove(f->conns, c);
+
+                if (i == AUTH_FLOOD / 2) {
+                        good = client_connect(f);
+                        client_sendf(f, good, GET_HEAD);
+                        g_assert_true(run_until(f, (Wait) { .pred = pred_head, .c = good }, WAIT_MS));
+                }
+        }
+        elapsed = g_get_monotonic_time() - t0;
+        g_assert_cmpuint(mock_host_peer(f->m, 0)->n_connected, ==, 1);
+
+        /* The summary comes when the 10 s are over, or when the server stops. */
+        f->ops->instance_free(f->instance);
+        f->instance = NULL;
+        for (guint i = 0; i < captured_log->len; i++)
+                g_test_message("log: %s", (const char *) g_ptr_array_index(captured_log, i));
+        if (elapsed < 9 * (gint64) USEC_PER_SEC) {
+                g_assert_cmpuint(log_count("Rejected "), ==, 3);
+                g_assert_cmpuint(log_count(summary), ==, 1);
+        } else
+                /* A machine this slow spread the flood over several intervals. */
+                g_assert_cmpuint(log_count("Rejected "), <=,
+                                 3 * (1 + elapsed / (10 * (gint64) USEC_PER_SEC)));
+        g_clear_pointer(&captured_log, g_ptr_array_unref);
+}
+
 static void test_get_supersede(Fixture *f, gconstpointer data) {
         TapotunPeer *p = mock_host_peer(f->m, 0);
         g_autoptr(GPtrArray) golden = golden_frames(5, 333);
@@ -844,6 +913,35 @@ static void test_put_timeout(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(p->received->len, ==, 0);
 }
 
+/* A PUT that stops inside a frame is closed by the inactivity timeout; the half frame goes nowhere, and
+ * the client's next PUT starts at a frame boundary again. */
+static void test_put_stall_mid_frame(Fixture *f, gconstpointer data) {
+        TapotunPeer *p = mock_host_peer(f->m, 0);
+        g_autoptr(GPtrArray) golden = golden_frames(2, 300);
+        g_autoptr(GByteArray) one = g_byte_array_new(), two = g_byte_array_new();
+        Client *stalled, *next;
+
+        frame_encode(one, g_ptr_array_index(golden, 0));
+        frame_encode(two, g_ptr_array_index(golden, 1));
+
+        stalled = client_connect(f);
+        client_sendf(f, stalled, PUT_HEAD);
+        client_send_chunk(f, stalled, one->data, one->len);
+        client_send_chunk(f, stalled, two->data, two->len / 2);
+        g_assert_true(run_until(f, (Wait) { .pred = pred_received, .peer = p, .n = 1 }, WAIT_MS));
+        g_assert_true(run_until(f, (Wait) { .pred = pred_eof, .c = stalled }, WAIT_MS));
+        g_assert_cmpuint(stalled->rx->len, ==, 0);
+        g_assert_nonnull(strstr(p->last_reason, "timeout"));
+        g_assert_cmpuint(p->received->len, ==, 1);
+
+        next = client_connect(f);
+        client_sendf(f, next, PUT_HEAD);
+        client_send_chunk(f, next, two->data, two->len);
+        client_sendf(f, next, "0\r\n\r\n");
+        assert_put_ok(f, next);
+        assert_frames(p->received, golden);
+}
+
 static void test_put_congestion(Fixture *f, gconstpointer data) {
         TapotunPeer *p = mock_host_peer(f->m, 0);
         g_autoptr(GPtrArray) golden = golden_frames(40, 997);
@@ -891,6 +989,51 @@ static void test_head_oversized(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(mock_host_peer(f->m, 0)->n_connected, ==, 0);
 }
 
+/* Headers that never end: the server answers 431 once 16 KiB are in and reads no more, so the client
+ * gets no further than what the socket buffers take. */
+static void test_head_endless(Fixture *f, gconstpointer data) {
+        static const char *const methods[] = { "GET", "PUT" };
+        static const char line[] = "X-Endless: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+
+        for (size_t i = 0; i < G_N_ELEMENTS(methods); i++) {
+                Client *c = client_connect(f);
+                size_t sent = 0;
+
+                client_sendf(f, c, "%s / HTTP/1.1\r\nHost: test\r\nx-api-key: test\r\n", methods[i]);
+                while (client_send_try(f, c, line, strlen(line))) {
+                        sent += strlen(line);
+                        /* Far beyond the head limit plus every socket buffer on the way. */
+                        g_assert_cmpuint(sent, <, 64u << 20);
+                }
+                g_assert_cmpuint(sent, >=, 16u * 1024u - 256u);
+                g_assert_true(run_until(f, (Wait) { .pred = pred_eof, .c = c }, WAIT_MS));
+                /* The answer may be lost to the reset of the unread rest; if it arrived, it is 431. */
+                if (c->rx->len > 0) {
+                        g_autofree char *got = g_strndup((const char *) c->rx->data, c->rx->len);
+
+                        g_assert_true(g_str_has_prefix(got, "HTTP/1.1 431 Request Header Fields Too Large"));
+                }
+        }
+        g_assert_cmpuint(mock_host_peer(f->m, 0)->n_connected, ==, 0);
+}
+
+/* A header value folded onto a second line (obs-fold) is refused: h2o would read it differently. */
+static void test_head_folded(Fixture *f, gconstpointer data) {
+        static const char *const heads[] = {
+                "GET / HTTP/1.1\r\nHost: test\r\nx-api-key: te\r\n st\r\n\r\n",
+                "PUT / HTTP/1.1\r\nHost: test\r\nx-api-key: test\r\nX-Other: a\r\n\tb\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n",
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(heads); i++) {
+                Client *c = client_connect(f);
+
+                client_sendf(f, c, "%s", heads[i]);
+                assert_status_and_close(f, c, 400);
+        }
+        g_assert_cmpuint(mock_host_peer(f->m, 0)->n_connected, ==, 0);
+}
+
 /* A head dripping in byte by byte still has to be complete 10 s after the connection. */
 static void test_head_timeout(Fixture *f, gconstpointer data) {
         static const char head[] = "GET / HTTP/1.1\r\nHost: test\r\nx-api-key: test\r\n\r\n";
@@ -913,7 +1056,7 @@ static const Tweak limits_tweak = { .max_connections = 3, .max_puts = 1 };
 
 static void test_limits(Fixture *f, gconstpointer data) {
         TapotunPeer *p = mock_host_peer(f->m, 0);
-        Client *put1, *put2, *idle1, *idle2, *refused, *late;
+        Client *put1, *put2, *idle1, *idle2, *get0, *refused, *late;
 
         put1 = client_connect(f);
         client_sendf(f, put1, PUT_HEAD);
@@ -924,26 +1067,40 @@ static void test_limits(Fixture *f, gconstpointer data) {
         assert_status_and_close(f, put2, 429);
         g_assert_cmpuint(p->rx_streams->len, ==, 1);
 
-        /* put1 and two idle connections make three: a fourth is closed at once, unanswered. */
+        /* put1 and two connections still sending their heads make three: a fourth takes the place of the
+         * older of those two, which is closed unanswered (slowloris cannot lock clients out). */
         idle1 = client_connect(f);
-        idle2 = client_connect(f);
         client_sendf(f, idle1, "GET");
+        run_for(f, 100);
+        idle2 = client_connect(f);
         client_sendf(f, idle2, "GET");
         run_for(f, 100);
+        get0 = client_connect(f);
+        g_assert_true(run_until(f, (Wait) { .pred = pred_eof, .c = idle1 }, WAIT_MS));
+        g_assert_cmpuint(idle1->rx->len, ==, 0);
+        client_sendf(f, get0, GET_HEAD);
+        g_assert_true(run_until(f, (Wait) { .pred = pred_head, .c = get0 }, WAIT_MS));
+        g_assert_false(idle2->eof);
+        g_assert_false(put1->eof);
+
+        /* With every connection past its head, a fourth is closed at once, unanswered. */
+        client_sendf(f, idle2, " / HTTP/1.1\r\nHost: test\r\nx-api-key: other\r\n\r\n");
+        g_assert_true(run_until(f, (Wait) { .pred = pred_head, .c = idle2 }, WAIT_MS));
         refused = client_connect(f);
         g_assert_true(run_until(f, (Wait) { .pred = pred_eof, .c = refused }, WAIT_MS));
         g_assert_cmpuint(refused->rx->len, ==, 0);
-        g_assert_false(idle1->eof);
+        g_assert_false(idle2->eof);
+        g_assert_false(get0->eof);
         g_assert_false(put1->eof);
 
         /* A closed connection frees its slot. */
-        g_ptr_array_remove(f->conns, idle1);
+        g_ptr_array_remove(f->conns, idle2);
         run_for(f, 100);
         late = client_connect(f);
         client_sendf(f, late, GET_HEAD);
         g_assert_true(run_until(f, (Wait) { .pred = pred_head, .c = late }, WAIT_MS));
         g_assert_false(late->eof);
-        g_assert_false(idle2->eof);
+        g_assert_false(put1->eof);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1101,15 +1258,19 @@ int main(int argc, char *argv[]) {
         ADD("/http-server/get/supersede", NULL, test_get_supersede);
         ADD("/http-server/get/keepalive", &keepalive_tweak, test_get_keepalive);
         ADD("/http-server/auth/forbidden", NULL, test_forbidden);
+        ADD("/http-server/auth/flood", NULL, test_auth_flood);
         ADD("/http-server/put/bytewise", NULL, test_put_bytewise);
         ADD("/http-server/put/chunk-sizes", NULL, test_put_chunk_sizes);
         ADD("/http-server/put/content-length", NULL, test_put_content_length);
         ADD("/http-server/put/expect-continue", NULL, test_put_expect_continue);
         ADD("/http-server/put/invalid-frame", NULL, test_put_invalid_frame);
         ADD("/http-server/put/timeout", &timeout_tweak, test_put_timeout);
+        ADD("/http-server/put/stall-mid-frame", &timeout_tweak, test_put_stall_mid_frame);
         ADD("/http-server/put/congestion", NULL, test_put_congestion);
         ADD("/http-server/head/oversized", NULL, test_head_oversized);
         ADD("/http-server/head/timeout", NULL, test_head_timeout);
+        ADD("/http-server/head/endless", NULL, test_head_endless);
+        ADD("/http-server/head/folded", NULL, test_head_folded);
         ADD("/http-server/limits/connections-and-puts", &limits_tweak, test_limits);
         ADD("/http-server/instance/disconnect", NULL, test_disconnect);
         ADD("/http-server/instance/free-busy", NULL, test_free_busy);

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The upstream: a PUT whose body (chunked or Content-Length) streams into the frame parser as it
- * arrives. http_parser decodes the body in place: decoded bytes are moved to the front of the socket's
- * input buffer, which the raw bytes they came from have already passed, so no copy is kept. */
+ * arrives. request_body_decode() decodes it in place, at the front of the socket's input buffer, so no
+ * copy is kept. */
 #include <errno.h>
-#include <strings.h>
 
 #include "http-server.h"
 
@@ -22,28 +21,6 @@ void put_detach(Conn *c, const char *reason) {
         c->attached = false;
         c->server->host->stream_detach(c->peer, c, reason);
 }
-
-static int on_put_body(http_parser *p, const char *at, size_t len) {
-        Conn *c = p->data;
-
-        memmove(c->sock->input->bytes + c->body_len, at, len);
-        c->body_len += len;
-        return 0;
-}
-
-static int on_put_message_complete(http_parser *p) {
-        Conn *c = p->data;
-
-        c->message_done = true;
-        /* Whatever a client pipelines after its upload is not ours to read. */
-        http_parser_pause(p, 1);
-        return 0;
-}
-
-static const http_parser_settings put_settings = {
-        .on_body = on_put_body,
-        .on_message_complete = on_put_message_complete,
-};
 
 static PutResult put_fail(Conn *c, const char *reason) {
         Server *s = c->server;
@@ -76,7 +53,6 @@ static void put_pause(Conn *c) {
 static PutResult put_process(Conn *c) {
         Server *s = c->server;
         h2o_buffer_t *in;
-        enum http_errno e;
         int r;
 
         for (;;) {
@@ -116,10 +92,10 @@ static PutResult put_process(Conn *c) {
                 if (in->size == 0)
                         return PUT_MORE;
 
-                (void) http_parser_execute(&c->parser, &put_settings, in->bytes, in->size);
-                e = HTTP_PARSER_ERRNO(&c->parser);
-                if (e != HPE_OK && !(e == HPE_PAUSED && c->message_done))
-                        return put_fail(c, http_errno_description(e));
+                r = request_body_decode(&c->head, in->bytes, in->size, &c->body_len);
+                if (r < 0)
+                        return put_fail(c, request_head_error(&c->head));
+                c->message_done = r > 0;
                 /* Every raw byte is parsed; only the decoded body at the front is left. */
                 in->size = c->body_len;
         }
@@ -171,47 +147,10 @@ static size_t puts_of_peer(Server *s, TapotunPeer *p) {
         return n;
 }
 
-static void put_reject(Conn *c, const char *why) {
+/* The head of a PUT is complete and authorised: attach it before reading a single body byte. */
+void put_start(Conn *c, TapotunPeer *peer) {
         Server *s = c->server;
-
-        if (ratelimit_allow(&s->reject_log))
-                server_log(s, LOG_WARNING, 0, NULL, "Rejected PUT from %s: %s", c->remote, why);
-        conn_respond_close(c, RESPONSE_403);
-}
-
-/* The head of a PUT is complete: authorise it before reading a single body byte. */
-void put_start(Conn *c) {
-        Server *s = c->server;
-        const char *key, *v;
-        TapotunPeer *peer;
-        size_t key_len, len;
         int r;
-
-        v = span_value(c, &c->forwarded, &len);
-        conn_set_forwarded(c, v, v ? len : 0);
-
-        if (c->parser.upgrade) {
-                server_log(s, LOG_DEBUG, 0, NULL, "Rejected PUT from %s: protocol upgrade requested",
-                           c->remote);
-                conn_respond_close(c, RESPONSE_400);
-                return;
-        }
-
-        key = span_value(c, &c->api_key, &key_len);
-        if (!key) {
-                put_reject(c, "missing x-api-key");
-                return;
-        }
-        r = s->host->peer_authenticate(s->tunnel, key, key_len, &peer);
-        if (r == -EACCES) {
-                put_reject(c, "unknown x-api-key");
-                return;
-        }
-        if (r < 0) {
-                server_log(s, LOG_ERR, r, NULL, "Failed to authenticate PUT from %s: %m", c->remote);
-                conn_respond_close(c, RESPONSE_500);
-                return;
-        }
 
         if (puts_of_peer(s, peer) >= s->max_puts) {
                 if (ratelimit_allow(&s->reject_log))
@@ -247,18 +186,13 @@ void put_start(Conn *c) {
         c->state = CONN_PUT;
         server_log(s, LOG_DEBUG, 0, s->host->peer_name(peer), "PUT from %s", c->remote);
 
-        if (c->expect.set) {
-                v = span_value(c, &c->expect, &len);
-                if (len == strlen("100-continue") && strncasecmp(v, "100-continue", len) == 0)
-                        conn_write(c, RESPONSE_100, strlen(RESPONSE_100), false);
-        }
+        if (request_head_expects_continue(&c->head, c->sock->input->bytes))
+                conn_write(c, RESPONSE_100, strlen(RESPONSE_100), false);
 
         /* The head is done with: the body starts at the front of the buffer, which gets room for big
          * reads. */
-        h2o_buffer_consume(&c->sock->input, c->parsed);
+        h2o_buffer_consume(&c->sock->input, c->head.parsed);
         (void) h2o_buffer_reserve(&c->sock->input, PUT_READ_SIZE);
-        c->part = HEAD_PART_NONE;
-        c->api_key = c->forwarded = c->expect = (Span) {};
 
         c->read_usec = server_now(s);
         (void) conn_timer_set(c, s->peer_timeout_usec);

@@ -48,13 +48,13 @@ static int on_ratelimit_flush(sd_event_source *es, uint64_t usec, void *userdata
         return 0;
 }
 
-static int ratelimit_init(RateLimit *rl, Server *s, const char *what) {
+int ratelimit_init(RateLimit *rl, Server *s, const char *what) {
         rl->server = s;
         rl->what = what;
         return sd_event_add_time(s->host->event, &rl->flush, CLOCK_MONOTONIC, 0, 0, on_ratelimit_flush, rl);
 }
 
-static void ratelimit_done(RateLimit *rl) {
+void ratelimit_done(RateLimit *rl) {
         if (!rl->server)
                 return;
         ratelimit_flush(rl);
@@ -309,89 +309,6 @@ static int on_conn_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Request heads */
 
-const char *span_value(Conn *c, const Span *s, size_t *ret_len) {
-        const char *v;
-        size_t len;
-
-        if (!s->set)
-                return NULL;
-        v = c->sock->input->bytes + s->off;
-        len = s->len;
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-                len--;
-        *ret_len = len;
-        return v;
-}
-
-static bool span_is(Conn *c, const Span *s, const char *name) {
-        size_t n = strlen(name);
-
-        return s->len == n && strncasecmp(c->sock->input->bytes + s->off, name, n) == 0;
-}
-
-static void head_header_done(Conn *c) {
-        Span *dst = NULL;
-
-        if (span_is(c, &c->field, "x-api-key"))
-                dst = &c->api_key;
-        else if (span_is(c, &c->field, "x-forwarded-for"))
-                dst = &c->forwarded;
-        else if (span_is(c, &c->field, "expect"))
-                dst = &c->expect;
-        /* The first of repeated headers counts. */
-        if (dst && !dst->set) {
-                *dst = c->value;
-                dst->set = true;
-        }
-}
-
-static size_t input_offset(Conn *c, const char *at) {
-        return (size_t) (at - c->sock->input->bytes);
-}
-
-static int on_head_header_field(http_parser *p, const char *at, size_t len) {
-        Conn *c = p->data;
-
-        if (c->part == HEAD_PART_FIELD) {
-                c->field.len += len;
-                return 0;
-        }
-        if (c->part == HEAD_PART_VALUE)
-                head_header_done(c);
-        c->part = HEAD_PART_FIELD;
-        c->field = (Span) { .off = input_offset(c, at), .len = len };
-        return 0;
-}
-
-static int on_head_header_value(http_parser *p, const char *at, size_t len) {
-        Conn *c = p->data;
-
-        if (c->part == HEAD_PART_VALUE) {
-                c->value.len += len;
-                return 0;
-        }
-        c->part = HEAD_PART_VALUE;
-        c->value = (Span) { .off = input_offset(c, at), .len = len };
-        return 0;
-}
-
-static int on_head_complete(http_parser *p) {
-        Conn *c = p->data;
-
-        if (c->part == HEAD_PART_VALUE)
-                head_header_done(c);
-        c->head_done = true;
-        /* Stop here: what follows the head is decided outside the parser. */
-        http_parser_pause(p, 1);
-        return 0;
-}
-
-static const http_parser_settings head_settings = {
-        .on_header_field = on_head_header_field,
-        .on_header_value = on_head_header_value,
-        .on_headers_complete = on_head_complete,
-};
-
 static void conn_hand_off(Conn *c) {
         Server *s = c->server;
         h2o_socket_t *sock = c->sock;
@@ -406,36 +323,44 @@ static void conn_hand_off(Conn *c) {
 static void conn_head_process(Conn *c) {
         Server *s = c->server;
         h2o_buffer_t *in = c->sock->input;
-        size_t limit = MIN(in->size, (size_t) HEAD_MAX);
-        enum http_errno e;
+        TapotunPeer *peer;
+        const char *v;
+        size_t len;
+        int r;
 
-        if (limit > c->parsed)
-                c->parsed += http_parser_execute(&c->parser, &head_settings, in->bytes + c->parsed,
-                                                 limit - c->parsed);
-
-        e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED && c->head_done) {
-                http_parser_pause(&c->parser, 0);
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-                if (c->parser.method == HTTP_PUT)
-                        put_start(c);
-                else
-                        conn_hand_off(c);
+        r = request_head_feed(&c->head, in->bytes, in->size);
+        if (r == HEAD_MORE)
                 return;
-        }
-        if (e != HPE_OK) {
-                server_log(s, LOG_DEBUG, 0, NULL, "Bad request head from %s: %s", c->remote,
-                           http_errno_description(e));
-                conn_respond_close(c, RESPONSE_400);
-                return;
-        }
-        if (c->parsed >= HEAD_MAX) {
+        if (r == -E2BIG) {
                 if (ratelimit_allow(&s->reject_log))
                         server_log(s, LOG_WARNING, 0, NULL,
                                    "Rejected request from %s: head larger than %u bytes", c->remote,
                                    HEAD_MAX);
                 conn_respond_close(c, RESPONSE_431);
+                return;
         }
+        if (r == -EPROTO) {
+                server_log(s, LOG_DEBUG, 0, NULL, "Rejected PUT from %s: protocol upgrade requested",
+                           c->remote);
+                conn_respond_close(c, RESPONSE_400);
+                return;
+        }
+        if (r < 0) {
+                server_log(s, LOG_DEBUG, 0, NULL, "Bad request head from %s: %s", c->remote,
+                           request_head_error(&c->head));
+                conn_respond_close(c, RESPONSE_400);
+                return;
+        }
+
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        v = request_head_value(&c->head, in->bytes, &c->head.forwarded, &len);
+        conn_set_forwarded(c, v, v ? len : 0);
+        if (conn_authorize(c, &peer) < 0)
+                return;
+        if (r == HEAD_TUNNEL)
+                put_start(c, peer);
+        else
+                conn_hand_off(c);
 }
 
 static void on_head_read(h2o_socket_t *sock, const char *err) {
@@ -484,10 +409,28 @@ static int conn_new(Server *s, uv_tcp_t *tcp) {
         s->conns = c;
         s->n_conns++;
 
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
+        request_head_init(&c->head);
         h2o_socket_read_start(c->sock, on_head_read);
         return 0;
+}
+
+/* At max_connections, a new connection takes the place of the oldest one still sending its head: clients
+ * that trickle heads in (slowloris) cannot lock out those that send theirs at once. Returns whether one
+ * was closed. */
+static bool server_evict_head(Server *s) {
+        Conn *oldest = NULL;
+
+        for (Conn *c = s->conns; c; c = c->next)
+                if (c->state == CONN_HEAD)
+                        oldest = c;
+        if (!oldest)
+                return false;
+        if (ratelimit_allow(&s->busy_log))
+                server_log(s, LOG_WARNING, 0, NULL,
+                           "Closed the connection from %s, the oldest without a complete request head, to "
+                           "make room for a new one (max_connections)", oldest->remote);
+        conn_close(oldest, NULL);
+        return true;
 }
 
 static void on_accept(uv_stream_t *listener, int status) {
@@ -510,7 +453,7 @@ static void on_accept(uv_stream_t *listener, int status) {
                 return;
         }
 
-        if (s->n_conns >= s->max_connections) {
+        if (s->n_conns >= s->max_connections && !server_evict_head(s)) {
                 if (ratelimit_allow(&s->busy_log))
                         server_log(s, LOG_WARNING, 0, NULL,
                                    "Refused a connection: %u connections open (max_connections)",
@@ -624,8 +567,7 @@ static int server_listen(Server *s, const char *name) {
 
 /* h2o has no call to close a connection it owns, so fail its pending I/O as a vanished peer would: its
  * callback closes the connection, and libuv cancels the write itself when the handle closes. */
-static void conn_abort_h2o(Conn *c) {
-        h2o_socket_t *sock = c->sock;
+void sock_abort_h2o(h2o_socket_t *sock) {
         h2o_socket_cb cb;
 
         if (sock->_cb.write) {
@@ -648,7 +590,7 @@ static void server_close_all(Server *s) {
         for (c = s->conns; c; c = cn) {
                 cn = c->next;
                 if (c->state == CONN_H2O)
-                        conn_abort_h2o(c);
+                        sock_abort_h2o(c->sock);
                 else
                         conn_close(c, "server stopping");
         }
@@ -662,6 +604,7 @@ static void server_free(void *instance) {
         if (!s)
                 return;
 
+        metrics_stop(s->metrics);
         if (s->h2o_ctx_initialized)
                 server_close_all(s);
         if (s->listener_initialized)
@@ -675,6 +618,7 @@ static void server_free(void *instance) {
                 if (uv_loop_close(&s->loop) < 0)
                         server_log(s, LOG_ERR, 0, NULL, "libuv loop still busy at shutdown, leaking it");
         }
+        s->metrics = metrics_free(s->metrics);
         if (s->h2o_config_initialized)
                 h2o_config_dispose(&s->h2o_config);
 
@@ -683,6 +627,7 @@ static void server_free(void *instance) {
         sd_event_source_disable_unref(s->uv_kick);
         ratelimit_done(&s->reject_log);
         ratelimit_done(&s->busy_log);
+        auth_log_done(&s->auth_log);
         free(s->listen);
         free(s);
 }
@@ -715,7 +660,9 @@ static void server_setup_h2o(Server *s) {
         };
 }
 
-static int server_new(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg, void **ret) {
+/* TUNNEL: the tunnel listener; without it, only the metrics listener (a client interface's). */
+static int server_new_role(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg,
+                           bool tunnel, void **ret) {
         _cleanup_(server_freep) Server *s = NULL;
         const char *name;
         int r;
@@ -742,7 +689,9 @@ static int server_new(const TapotunHost *host, TapotunTunnel *t, const TapotunIf
 
         r = ratelimit_init(&s->reject_log, s, "requests rejected");
         if (r >= 0)
-                r = ratelimit_init(&s->busy_log, s, "connections refused");
+                r = ratelimit_init(&s->busy_log, s, "connections refused or closed at max_connections");
+        if (r >= 0)
+                r = auth_log_init(&s->auth_log, s);
         if (r < 0)
                 return server_log(s, LOG_ERR, r, name, "Failed to set up a timer: %m");
 
@@ -766,15 +715,32 @@ static int server_new(const TapotunHost *host, TapotunTunnel *t, const TapotunIf
         if (r < 0)
                 return server_log(s, LOG_ERR, r, name, "Failed to hook libuv into the event loop: %m");
 
-        server_setup_h2o(s);
-
-        r = server_listen(s, name);
+        if (tunnel) {
+                server_setup_h2o(s);
+                r = server_listen(s, name);
+                if (r < 0)
+                        return r;
+        }
+        r = metrics_start(s, cfg, name);
         if (r < 0)
                 return r;
 
         server_arm_uv_timer(s);
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+static int server_new(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg, void **ret) {
+        return server_new_role(host, t, cfg, true, ret);
+}
+
+static int server_metrics_new(const TapotunHost *host, TapotunTunnel *t, const TapotunIfaceConfig *cfg,
+                              void **ret) {
+        if (!host || host->struct_size < offsetof(TapotunHost, render_health) + sizeof(host->render_health))
+                return -EPROTO;
+        if (!cfg->metrics_listen)
+                return -EINVAL;
+        return server_new_role(host, t, cfg, false, ret);
 }
 
 static void server_disconnect(void *instance, TapotunPeer *p) {
@@ -809,6 +775,7 @@ static const TapotunTransportOps server_ops = {
         .instance_new = server_new,
         .instance_free = server_free,
         .disconnect = server_disconnect,
+        .metrics_instance_new = server_metrics_new,
 };
 
 TAPOTUN_PLUGIN_EXPORT const TapotunPlugin tapotun_plugin = {

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Internals of the http-server transport plugin, shared by its three source files:
+/* Internals of the http-server transport plugin, shared by its source files:
  *   http-server.c      instance, libuv-in-sd-event embedding, listener, request heads, hand-off to h2o
  *   http-server-put.c  the streaming PUT reader (our own, since libh2o 2.2.5 buffers request bodies)
- *   http-server-get.c  the h2o handler that serves every other method as the downstream */
+ *   http-server-get.c  the h2o handler that serves every other method as the downstream
+ *   http-server-metrics.c  the metrics listener (/metrics, /healthz) on an address of its own
+ *   http-server-auth.c  authorisation of every complete request head, the failed-attempt log
+ *   request-head.c     request heads and PUT bodies, bytes in and decisions out (fuzzed on its own) */
 #pragma once
 
 #include <http_parser.h>
@@ -18,10 +21,10 @@
 
 #include "frame.h"
 #include "macro.h"
+#include "request-head.h"
 
 #define PLUGIN_NAME "http-server"
 
-#define HEAD_MAX (16u * 1024u)                 /* a request head larger than this gets 431 */
 #define HEAD_TIMEOUT_USEC (10u * 1000000u)     /* a head must be complete this long after accept */
 #define WRITE_TIMEOUT_USEC (10u * 1000000u)    /* a final response must be written within this */
 #define GET_BUF_SIZE (256u * 1024u)            /* frames pulled per h2o_send */
@@ -32,6 +35,7 @@
 typedef struct Server Server;
 typedef struct Conn Conn;
 typedef struct GetStream GetStream;
+typedef struct Metrics Metrics;
 
 /* At most RATELIMIT_BURST messages per second; the rest are counted and summed up in one line. */
 typedef struct RateLimit {
@@ -43,25 +47,35 @@ typedef struct RateLimit {
         sd_event_source *flush;
 } RateLimit;
 
+/* Failed authentications: the first AUTH_LOG_BURST of an AUTH_LOG_INTERVAL_USEC are logged one by one,
+ * the rest only counted, per source address (AUTH_LOG_SOURCES of them, then "other addresses"), and
+ * summed up when the interval ends. Fixed size: a flood of attempts costs no memory. */
+#define AUTH_LOG_BURST 3u
+#define AUTH_LOG_INTERVAL_USEC (10u * 1000000u)
+#define AUTH_LOG_SOURCES 8u
+
+typedef struct AuthSource {
+        char name[REMOTE_MAX]; /* the address without its port, plus any X-Forwarded-For */
+        unsigned n;
+} AuthSource;
+
+typedef struct AuthLog {
+        Server *server;
+        uint64_t begin;          /* CLOCK_MONOTONIC start of the interval; 0: none running */
+        unsigned n;              /* failures in the interval */
+        unsigned logged;         /* of which logged one by one */
+        AuthSource sources[AUTH_LOG_SOURCES];
+        unsigned n_sources;
+        unsigned other;          /* failures from sources beyond the table */
+        sd_event_source *timer;  /* the end of the interval, armed once something was not logged */
+} AuthLog;
+
 typedef enum ConnState {
         CONN_HEAD,    /* reading the request head with our own parser */
         CONN_PUT,     /* streaming a tunnel PUT body into the frame parser */
         CONN_CLOSING, /* writing our final response, then closing */
         CONN_H2O,     /* handed to h2o, which owns it until the socket closes */
 } ConnState;
-
-/* A request header found in the head, as offsets into the socket's input buffer (which may move). */
-typedef struct Span {
-        size_t off;
-        size_t len;
-        bool set;
-} Span;
-
-typedef enum HeadPart {
-        HEAD_PART_NONE,
-        HEAD_PART_FIELD,
-        HEAD_PART_VALUE,
-} HeadPart;
 
 /* The downstream of one GET: lives in the h2o request's memory pool, so h2o disposes it with the request. */
 struct GetStream {
@@ -94,12 +108,7 @@ struct Conn {
         char remote[REMOTE_MAX]; /* addr, plus the X-Forwarded-For value when there is one */
         sd_event_source *timer;  /* head deadline, PUT inactivity, or final write deadline */
 
-        http_parser parser;
-        size_t parsed;           /* head bytes of the input buffer fed to the parser */
-        HeadPart part;
-        Span field, value;       /* the header being parsed */
-        Span api_key, forwarded, expect;
-        bool head_done;
+        RequestHead head;        /* the head, then the body of a PUT */
 
         /* PUT */
         TapotunPeer *peer;
@@ -153,6 +162,9 @@ struct Server {
 
         RateLimit reject_log;
         RateLimit busy_log;
+        AuthLog auth_log;
+
+        Metrics *metrics; /* the metrics listener, NULL when not configured */
 };
 
 #define server_log(s, level, error, object, ...)                                                   \
@@ -160,23 +172,38 @@ struct Server {
 
 /* http-server.c */
 void server_kick(Server *s);
+int ratelimit_init(RateLimit *rl, Server *s, const char *what);
+void ratelimit_done(RateLimit *rl);
 bool ratelimit_allow(RateLimit *rl);
 void conn_set_forwarded(Conn *c, const char *value, size_t len);
 void conn_write(Conn *c, const char *data, size_t len, bool close_after);
 void conn_respond_close(Conn *c, const char *response);
 void conn_close(Conn *c, const char *reason);
+void sock_abort_h2o(h2o_socket_t *sock);
 int conn_timer_set(Conn *c, uint64_t usec);
 uint64_t server_now(Server *s);
-const char *span_value(Conn *c, const Span *s, size_t *ret_len);
 
 extern const char RESPONSE_400[];
 extern const char RESPONSE_403[];
 extern const char RESPONSE_429[];
 extern const char RESPONSE_500[];
 
+/* http-server-auth.c */
+int auth_log_init(AuthLog *l, Server *s);
+void auth_log_done(AuthLog *l);
+/* The client whose x-api-key the head carries. Otherwise the connection is answered (403, or 500
+ * when the host failed) and closing: -EACCES, or the host's error. */
+int conn_authorize(Conn *c, TapotunPeer **ret);
+
 /* http-server-put.c */
-void put_start(Conn *c);
+void put_start(Conn *c, TapotunPeer *peer);
 void put_detach(Conn *c, const char *reason);
+
+/* http-server-metrics.c: metrics_start() is a no-op without `metrics`; metrics_stop() closes what runs in
+ * the loop, before the loop is drained, and metrics_free() releases the rest afterwards. */
+int metrics_start(Server *s, const TapotunIfaceConfig *cfg, const char *name);
+void metrics_stop(Metrics *m);
+Metrics *metrics_free(Metrics *m);
 
 /* http-server-get.c */
 void get_handler_register(Server *s, h2o_pathconf_t *pathconf);
