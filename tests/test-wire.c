@@ -465,6 +465,90 @@ static void test_prefix_is_network(void) {
         g_assert_false(wire_prefix_is_network(&unset));
 }
 
+/* What a client takes from the server's response headers, from whichever headers are there. */
+static void test_server_conf_parse(void) {
+        static const struct {
+                const char *conf, *conf6, *offload, *routes;
+                bool accept_routes;
+                int result;
+                const char *bad;     /* the header reported on -EBADMSG */
+                uint16_t mtu;
+                const char *address; /* x-tun-conf's */
+                uint8_t prefixlen;
+                const char *address6;
+                uint32_t offloads;
+                size_t n_routes, n_ignored;
+        } cases[] = {
+                /* The golden x-tun-conf alone: version 1, the v1 offloads. */
+                { "3AUYCgoAAg==", NULL, NULL, NULL, true, 0, NULL, 1500, "10.10.0.2", 24, NULL, WIRE_OFFLOAD_V1, 0, 0 },
+                { "3AUYCgoAAg==", "fd00:10::2/64", "csum,tso4", "10.20.0.0/24,fd00:20::/64", true, 0, NULL, 1500,
+                  "10.10.0.2", 24, "fd00:10::2", WIRE_OFFLOAD_CSUM | WIRE_OFFLOAD_TSO4, 2, 0 },
+                /* Routes are read only when the client accepts them. */
+                { "3AUYCgoAAg==", NULL, NULL, "10.20.0.0/24", false, 0, NULL, 1500, "10.10.0.2", 24, NULL,
+                  WIRE_OFFLOAD_V1, 0, 0 },
+                /* Host bits set: not a network, left out and counted. */
+                { "3AUYCgoAAg==", NULL, NULL, "10.20.0.1/24,10.30.0.0/16", true, 0, NULL, 1500, "10.10.0.2", 24,
+                  NULL, WIRE_OFFLOAD_V1, 1, 1 },
+                /* IPv6 only: MTU 1280, no IPv4 address. */
+                { NULL, "fd00:10::2/64", NULL, NULL, true, 0, NULL, 1280, "0.0.0.0", 0, "fd00:10::2",
+                  WIRE_OFFLOAD_V1, 0, 0 },
+                /* Garbage offloads: nothing the server could send in one piece. */
+                { "3AUYCgoAAg==", NULL, "\x01garbage", NULL, true, 0, NULL, 1500, "10.10.0.2", 24, NULL, 0, 0, 0 },
+                { NULL, NULL, "csum", NULL, true, -ENODATA, NULL, 0, NULL, 0, NULL, 0, 0, 0 },
+                { "not base64!", NULL, NULL, NULL, true, -EBADMSG, "x-tun-conf", 0, NULL, 0, NULL, 0, 0, 0 },
+                { "3AUYCgoAAg==", "10.10.0.2/24", NULL, NULL, true, -EBADMSG, "x-tun-conf6", 0, NULL, 0, NULL, 0, 0,
+                  0 },
+                { "3AUYCgoAAg==", "fd00::zz/64", NULL, NULL, true, -EBADMSG, "x-tun-conf6", 0, NULL, 0, NULL, 0, 0,
+                  0 },
+                { "3AUYCgoAAg==", NULL, NULL, "10.20.0.0/24,,", true, -EBADMSG, "x-tun-routes", 0, NULL, 0, NULL, 0,
+                  0, 0 },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                TapotunHeader h[5];
+                size_t n = 0;
+                const TapotunHeader *bad = NULL;
+                WireServerConf c = {};
+                char buf[INET6_ADDRSTRLEN];
+                int r;
+
+                /* Other headers around them, and names in another case: both as a transport hands them. */
+                h[n++] = (TapotunHeader) { .name = "content-type", .value = "application/octet-stream" };
+                if (cases[i].conf)
+                        h[n++] = (TapotunHeader) { .name = "X-Tun-Conf", .value = cases[i].conf };
+                if (cases[i].conf6)
+                        h[n++] = (TapotunHeader) { .name = "x-tun-conf6", .value = cases[i].conf6 };
+                if (cases[i].offload)
+                        h[n++] = (TapotunHeader) { .name = "x-tun-offload", .value = cases[i].offload };
+                if (cases[i].routes)
+                        h[n++] = (TapotunHeader) { .name = "X-TUN-ROUTES", .value = cases[i].routes };
+
+                r = wire_server_conf_parse(h, n, cases[i].accept_routes, &c, &bad);
+                g_test_message("case %zu: %d", i, r);
+                g_assert_cmpint(r, ==, cases[i].result);
+                if (r == -EBADMSG) {
+                        g_assert_nonnull(bad);
+                        g_assert_cmpint(g_ascii_strcasecmp(bad->name, cases[i].bad), ==, 0);
+                        continue;
+                }
+                if (r < 0)
+                        continue;
+                g_assert_cmpuint(c.conf.mtu, ==, cases[i].mtu);
+                g_assert_cmpstr(inet_ntop(AF_INET, &c.conf.address, buf, sizeof buf), ==, cases[i].address);
+                g_assert_cmpuint(c.conf.prefixlen, ==, cases[i].prefixlen);
+                if (cases[i].address6) {
+                        g_assert_cmpint(c.conf6.family, ==, AF_INET6);
+                        g_assert_cmpstr(inet_ntop(AF_INET6, &c.conf6.addr.in6, buf, sizeof buf), ==,
+                                        cases[i].address6);
+                } else
+                        g_assert_cmpint(c.conf6.family, ==, 0);
+                g_assert_cmpuint(c.offloads, ==, cases[i].offloads);
+                g_assert_cmpuint(c.n_routes, ==, cases[i].n_routes);
+                g_assert_cmpuint(c.n_routes_ignored, ==, cases[i].n_ignored);
+                wire_server_conf_done(&c);
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 
@@ -483,5 +567,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/wire/prefixes_parse/limit", test_prefixes_limit);
 
         g_test_add_func("/wire/prefix/is-network", test_prefix_is_network);
+        g_test_add_func("/wire/server_conf_parse/table", test_server_conf_parse);
         return g_test_run();
 }
