@@ -143,8 +143,10 @@ int main(int argc, char **argv) {
 
                         if (in_len - off < 2 + VNET_HDR + len)
                                 break;
-                        if (write(tun, in + off + 2, VNET_HDR + len) < 0 && errno != EAGAIN)
-                                return 1; /* EAGAIN: the TUN queue is full, the packet is dropped */
+                        if (write(tun, in + off + 2, VNET_HDR + len) < 0) {
+                                /* Not taken (queue full, or EIO while the TUN is not up yet): dropped, as
+                                 * a router would. */
+                        }
                         off += 2 + VNET_HDR + len;
                 }
                 memmove(in, in + off, in_len - off);

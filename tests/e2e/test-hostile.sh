@@ -16,11 +16,9 @@ SRV_B=198.51.100.1
 MALLORY_KEY=mallory-secret
 MALLORY_SHA1=$(printf %s "$MALLORY_KEY" | sha1sum | cut -d' ' -f1)
 
-BUS_PID=
 cleanup() {
         [ -n "${HOSTILE_KEEP:-}" ] && cp -r "$E2E_TMP" "$HOSTILE_KEEP"
         e2e_cleanup
-        [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -35,27 +33,7 @@ setup || { echo "Bail out! cannot create namespaces"; exit 1; }
 
 # A private bus, when there is a dbus-daemon, to read the drop counters.
 BUS=
-if command -v dbus-daemon >/dev/null; then
-        cat >"$E2E_TMP/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$E2E_TMP/bus.sock</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-XML
-        out=$(dbus-daemon --config-file="$E2E_TMP/bus.conf" --fork --nopidfile --print-address=1 \
-                --print-pid=1)
-        BUS=$(echo "$out" | sed -n 1p | cut -d, -f1)
-        BUS_PID=$(echo "$out" | sed -n 2p)
-fi
+e2e_private_bus && BUS=$E2E_BUS
 
 cat >"$E2E_TMP/server.json" <<JSON
 [
