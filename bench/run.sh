@@ -550,11 +550,16 @@ iperf() {
         R_CPU=$(awk -v d=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.2f", d / hz }')
 }
 
-# ping_median COUNT INTERVAL: median RTT (ms) of pings from the client namespace to DST.
-ping_median() {
+# ping_pct COUNT INTERVAL PCT: the PCT-th percentile (50: the median) of the round trips (ms) of COUNT pings
+# from the client namespace to DST.
+ping_pct() {
         ip netns exec "$NS_C" ping -n -c "$1" -i "$2" -W 1 "$DST" 2>/dev/null |
                 sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
-                awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+                awk -v p="$3" '{ v[NR] = $1 } END {
+                        if (!NR) exit
+                        if (p == 50) { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; exit }
+                        k = int(NR * p / 100 + 0.999999); if (k < 1) k = 1; if (k > NR) k = NR
+                        printf "%.3f", v[k] }'
 }
 
 # stats V...: "median min max" of the numbers given ("-" when none).
@@ -611,12 +616,12 @@ bench_kind() {
         declare -A vals=()
         local errs=""
         for run in $(seq "$RUNS"); do
-                vals[ping_idle]+=" $(ping_median 20 0.05)"
+                vals[ping_idle]+=" $(ping_pct 100 0.02 50)"
                 local cpu_tcp1=0 gbit_tcp1=0
                 for t in "${TESTS[@]}"; do
                         local ppid=
                         if [ "$t" = tcp1-fwd ]; then
-                                ping_median $((DUR * 10)) 0.1 >"$WORK/$KIND-ping-load" &
+                                ping_pct $((DUR * 50)) 0.02 99 >"$WORK/$KIND-ping-load" &
                                 ppid=$!
                                 PIDS+=("$ppid")
                         fi
@@ -785,11 +790,11 @@ report() {
         {
                 echo "# $META"
                 echo "# Gbit/s (iperf3 received); median of $RUNS run(s) of ${DUR} s$([ "$RUNS" -gt 1 ] && echo ", ~N%: spread, (max-min)/median")."
-                echo "# udp: -b $UDP_RATE -l $UDP_LEN -w 4M, received Gbit/s and loss % (median, min-max). ping: median RTT ms, idle and during tcp1-fwd."
+                echo "# udp: -b $UDP_RATE -l $UDP_LEN -w 4M, received Gbit/s and loss % (median, min-max). ping: RTT ms, median of 100 idle, 99th percentile of the pings during tcp1-fwd."
                 echo "# cpu/Gbit: utime+stime of the tunnel's processes (both ends) per Gbit moved in tcp1 fwd + rev."
                 echo
                 {
-                        printf 'kind\ttcp1 fwd\ttcp1 rev\ttcp8 fwd\ttcp8 rev\tudp fwd\tloss%%\tudp rev\tloss%%\tping idle\tping load\tcpu s/Gbit\tx veth fwd/rev\n'
+                        printf 'kind\ttcp1 fwd\ttcp1 rev\ttcp8 fwd\ttcp8 rev\tudp fwd\tloss%%\tudp rev\tloss%%\tping idle\tping p99 load\tcpu s/Gbit\tx veth fwd/rev\n'
                         for k in $KINDS; do
                                 [ "$k" = memory ] && continue
                                 if [ "${STATUS[$k]}" != ok ] && [ "${STATUS[$k]}" != partial ]; then
