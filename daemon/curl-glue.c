@@ -19,7 +19,7 @@ struct CurlGlue {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
-        sd_event_source *drain;
+        sd_event_source *run_now; /* defer: curl's "timeout 0", without arming a timerfd */
         CurlSocket *sockets;
         CurlGlueFinished on_finished;
         void *userdata;
@@ -38,9 +38,21 @@ static void curl_socket_free(CurlSocket *s) {
         free(s);
 }
 
-/* Every socket_action() may complete transfers; they are handed out on the next loop iteration. */
-static void glue_schedule_drain(CurlGlue *g) {
-        (void) sd_event_source_set_enabled(g->drain, SD_EVENT_ONESHOT);
+/* Hands out the transfers the last socket_action() completed. Called right after it, outside every curl
+ * call, so the callback may remove, free and add handles; a defer source for this would cost a turn of
+ * the loop (and a system call) after every socket event. */
+static void glue_drain(CurlGlue *g) {
+        CURLMsg *m;
+        int left;
+
+        while ((m = curl_multi_info_read(g->multi, &left))) {
+                CURL *easy = m->easy_handle;
+                CURLcode result = m->data.result;
+
+                /* M dies with the handle, which the callback typically removes. */
+                if (m->msg == CURLMSG_DONE)
+                        g->on_finished(g, easy, result, g->userdata);
+        }
 }
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -57,7 +69,7 @@ static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userda
 
         /* S may be freed in here (CURL_POLL_REMOVE); G outlives the call. */
         (void) curl_multi_socket_action(g->multi, fd, mask, &running);
-        glue_schedule_drain(g);
+        glue_drain(g);
         return 0;
 }
 
@@ -107,40 +119,40 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
         return 0;
 }
 
-static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
-        CurlGlue *g = userdata;
+static void glue_run_timeouts(CurlGlue *g) {
         int running;
 
         (void) curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        glue_schedule_drain(g);
+        glue_drain(g);
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        glue_run_timeouts(userdata);
         return 0;
 }
 
+static int on_run_now(sd_event_source *source, void *userdata) {
+        glue_run_timeouts(userdata);
+        return 0;
+}
+
+/* curl asks for "now" (0) thousands of times a second while a transfer pauses and resumes, each time
+ * followed by "no timeout" (-1): a defer source serves those, since arming and disarming a timerfd is a
+ * costly system call (and a VM exit under a hypervisor). */
 static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
         CurlGlue *g = userdata;
 
+        if (timeout_ms <= 0 && sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0)
+                return -1;
         if (timeout_ms < 0)
-                return sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+                return sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (timeout_ms == 0)
+                return sd_event_source_set_enabled(g->run_now, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 
-        if (sd_event_source_set_time_relative(g->timer, (uint64_t) timeout_ms * 1000u) < 0)
+        if (sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF) < 0 ||
+            sd_event_source_set_time_relative(g->timer, (uint64_t) timeout_ms * 1000u) < 0)
                 return -1;
         return sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
-}
-
-static int on_drain(sd_event_source *source, void *userdata) {
-        CurlGlue *g = userdata;
-        CURLMsg *m;
-        int left;
-
-        while ((m = curl_multi_info_read(g->multi, &left))) {
-                CURL *easy = m->easy_handle;
-                CURLcode result = m->data.result;
-
-                /* M dies with the handle, which the callback typically removes. */
-                if (m->msg == CURLMSG_DONE)
-                        g->on_finished(g, easy, result, g->userdata);
-        }
-        return 0;
 }
 
 CurlGlue *curl_glue_free(CurlGlue *g) {
@@ -158,7 +170,7 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
                 curl_multi_cleanup(g->multi);
 
         sd_event_source_disable_unref(g->timer);
-        sd_event_source_disable_unref(g->drain);
+        sd_event_source_disable_unref(g->run_now);
         sd_event_unref(g->event);
         return mfree(g);
 }
@@ -191,13 +203,13 @@ int curl_glue_new(sd_event *e, CurlGlueFinished on_finished, void *userdata, Cur
                 return r;
         (void) sd_event_source_set_description(g->timer, "curl-timer");
 
-        r = sd_event_add_defer(e, &g->drain, on_drain, g);
+        r = sd_event_add_defer(e, &g->run_now, on_run_now, g);
         if (r < 0)
                 return r;
-        r = sd_event_source_set_enabled(g->drain, SD_EVENT_OFF);
+        r = sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(g->drain, "curl-drain");
+        (void) sd_event_source_set_description(g->run_now, "curl-run-now");
 
         if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
             curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
@@ -216,6 +228,13 @@ int curl_glue_add(CurlGlue *g, CURL *easy) {
         if (curl_multi_add_handle(g->multi, easy) != CURLM_OK)
                 return -EIO;
         return 0;
+}
+
+void curl_glue_run_now(CurlGlue *g) {
+        if (sd_event_source_get_enabled(g->run_now, NULL) <= 0)
+                return;
+        (void) sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF);
+        glue_run_timeouts(g);
 }
 
 void curl_glue_remove_and_free(CurlGlue *g, CURL *easy) {

@@ -347,8 +347,12 @@ static void transfer_resume(Transfer *t) {
         t->paused = false;
         t->progress_usec = client_now(t->client);
         code = curl_easy_pause(t->easy, CURLPAUSE_CONT);
-        if (code != CURLE_OK)
+        if (code != CURLE_OK) {
                 transfer_fail(t, t->abort_reason ?: curl_easy_strerror(code));
+                return;
+        }
+        /* curl asked to be run "now": do it in this turn of the loop. T may be gone afterwards. */
+        curl_glue_run_now(t->client->glue);
 }
 
 static int on_unpause(sd_event_source *s, void *userdata) {

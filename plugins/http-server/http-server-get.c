@@ -93,7 +93,8 @@ static int on_get_wake_defer(sd_event_source *es, void *userdata) {
         Server *s = g->server;
 
         get_stream_pump(g, false);
-        server_kick(s);
+        /* The write completes, and the next pull happens, in this turn of the loop. */
+        server_run(s);
         return 0;
 }
 

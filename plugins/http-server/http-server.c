@@ -125,23 +125,23 @@ static void server_arm_uv_timer(Server *s) {
         s->uv_deadline = deadline;
 }
 
-static void server_run_uv(Server *s) {
+void server_run(Server *s) {
         (void) uv_run(&s->loop, UV_RUN_NOWAIT);
         server_arm_uv_timer(s);
 }
 
 static int on_uv_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        server_run_uv(userdata);
+        server_run(userdata);
         return 0;
 }
 
 static int on_uv_timer(sd_event_source *es, uint64_t usec, void *userdata) {
-        server_run_uv(userdata);
+        server_run(userdata);
         return 0;
 }
 
 static int on_uv_kick(sd_event_source *es, void *userdata) {
-        server_run_uv(userdata);
+        server_run(userdata);
         return 0;
 }
 

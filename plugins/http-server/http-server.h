@@ -171,7 +171,10 @@ struct Server {
         tapotun_host_log((s)->host, (level), (error), PLUGIN_NAME, (object), __VA_ARGS__)
 
 /* http-server.c */
+/* Runs libuv on the next turn of the loop (server_kick), or now: only from the top of an sd-event callback,
+ * never from within libuv's or the host's (server_run). */
 void server_kick(Server *s);
+void server_run(Server *s);
 int ratelimit_init(RateLimit *rl, Server *s, const char *what);
 void ratelimit_done(RateLimit *rl);
 bool ratelimit_allow(RateLimit *rl);
