@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -21,6 +22,7 @@ struct CurlGlue {
         sd_event_source *timer;
         sd_event_source *run_now; /* defer: curl's "timeout 0", without arming a timerfd */
         CurlSocket *sockets;
+        bool in_timeouts; /* within socket_action(CURL_SOCKET_TIMEOUT) */
         CurlGlueFinished on_finished;
         void *userdata;
 };
@@ -122,7 +124,9 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
 static void glue_run_timeouts(CurlGlue *g) {
         int running;
 
+        g->in_timeouts = true;
         (void) curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        g->in_timeouts = false;
         glue_drain(g);
 }
 
@@ -138,7 +142,10 @@ static int on_run_now(sd_event_source *source, void *userdata) {
 
 /* curl asks for "now" (0) thousands of times a second while a transfer pauses and resumes, each time
  * followed by "no timeout" (-1): a defer source serves those, since arming and disarming a timerfd is a
- * costly system call (and a VM exit under a hypervisor). */
+ * costly system call (and a VM exit under a hypervisor). But sd-event dispatches a defer source ahead of
+ * every io source of its priority (it has been pending since it was created), so one that curl re-arms
+ * from its own timeout handling would run forever and starve the sockets: "now" asked from within the
+ * timeout handling goes to the timer, which takes its turn behind the io already pending. */
 static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
         CurlGlue *g = userdata;
 
@@ -146,7 +153,7 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
                 return -1;
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (timeout_ms == 0)
+        if (timeout_ms == 0 && !g->in_timeouts)
                 return sd_event_source_set_enabled(g->run_now, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 
         if (sd_event_source_set_enabled(g->run_now, SD_EVENT_OFF) < 0 ||
