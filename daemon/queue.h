@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+
+#include <tapotun/plugin.h>
 
 #include "macro.h"
 
@@ -19,16 +22,44 @@ int queue_new(size_t max_bytes, uint64_t max_age_usec, Queue **ret);
 Queue *queue_free(Queue *q);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Queue *, queue_free);
 
-/* Queues a frame body (vnet header + IP packet) received at NOW. -ENOBUFS when it does not fit,
- * -EINVAL for a body outside the frame limits. */
+/* Queues a frame body (vnet header + IP packet) received at NOW (without a copy when BODY is what
+ * queue_reserve() returned). -ENOBUFS when it does not fit, -EINVAL for a body outside the frame limits. */
 int queue_push(Queue *q, const void *body, size_t len, uint64_t now);
 
 /* Copies whole wire frames into BUF (at most SIZE bytes), oldest first, after dropping frames older than
- * the age limit at NOW (counted in *ret_stale). Returns the bytes copied (0 when empty); *ret_frames
- * says how many frames they hold. */
+ * the age limit at NOW (counted in *ret_stale). Returns the bytes copied (0 when empty, or while a loan is
+ * out); *ret_frames says how many frames they hold. */
 size_t queue_pull(Queue *q, void *buf, size_t size, uint64_t now, uint64_t *ret_stale, size_t *ret_frames);
 
-/* Drops everything older than the age limit; returns how many were dropped. */
+/* Room at the tail for the biggest frame body, for reading a packet straight into the queue: returns where
+ * the body (vnet header first, then the packet; QUEUE_RESERVE_SIZE bytes of room) goes, or NULL when the
+ * queue cannot take a biggest frame now. A queue_push() of that very pointer then queues the body without
+ * copying it; any other change to Q forgets the reservation (the room is simply not used). */
+#define QUEUE_RESERVE_SIZE (TAPOTUN_VNET_HDR_SIZE + TAPOTUN_PACKET_MAX + 1u)
+uint8_t *queue_reserve(Queue *q);
+
+/* Frames up to this size are copied rather than lent: a piece per ACK would cost more than the copy. */
+#define QUEUE_LEND_COPY_MAX 512u
+
+typedef struct QueueLoan {
+        size_t n_iov;
+        size_t bytes;   /* wire bytes in the pieces */
+        size_t frames;
+        uint64_t stale; /* dropped for their age before lending */
+} QueueLoan;
+
+/* Like queue_pull() without copying the frames: the oldest whole frames, at most SIZE bytes, are lent out
+ * as up to MAX_IOV pieces in IOV that point into the queue, except that frames of QUEUE_LEND_COPY_MAX bytes
+ * or less are copied back to back into COPY (SIZE bytes). They stay queued (and in place, even when the
+ * ring grows) until queue_return(); until then nothing more is lent or pulled, while pushing goes on.
+ * RET->bytes is 0 when nothing is queued. Returns 0, or -EBUSY while a loan is out. */
+int queue_lend(Queue *q, size_t size, uint8_t *copy, struct iovec *iov, size_t max_iov, uint64_t now,
+               QueueLoan *ret);
+/* Ends the loan: its frames leave the queue. */
+void queue_return(Queue *q);
+bool queue_lent(const Queue *q);
+
+/* Drops everything older than the age limit (but what is lent); returns how many were dropped. */
 uint64_t queue_expire(Queue *q, uint64_t now);
 
 size_t queue_bytes(const Queue *q);

@@ -219,6 +219,209 @@ static void test_trim(void) {
         check_body(buf, 1500, 7);
 }
 
+/* A packet read straight into the reserved room is queued without a copy, and comes out as pushed. */
+static void test_reserve_in_place(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[1500], buf[TAPOTUN_FRAME_MAX];
+        uint32_t pulled = 0;
+        uint64_t stale;
+        size_t frames;
+        uint8_t *room;
+
+        g_assert_cmpint(queue_new(1 << 20, 0, &q), ==, 0);
+        for (uint32_t i = 0; i < 100; i++) {
+                size_t len = 100 + i * 600;
+
+                room = queue_reserve(q);
+                g_assert_nonnull(room);
+                make_body(room, len, i);
+                g_assert_cmpint(queue_push(q, room, len, 0), ==, 0);
+                if (i % 3 == 2)
+                        while (queue_pull(q, buf, sizeof buf, 0, &stale, &frames) > 0)
+                                for (size_t f = 0, off = 0; f < frames; f++, pulled++) {
+                                        check_body(buf + off, 100 + pulled * 600, pulled);
+                                        off += 2 + 100 + pulled * 600;
+                                }
+        }
+        g_assert_cmpuint(pulled, ==, 99);
+        g_assert_cmpuint(queue_pull(q, buf, sizeof buf, 0, &stale, &frames), ==, 2 + 100 + 99 * 600);
+        check_body(buf, 100 + 99 * 600, 99);
+        /* What was reserved and not used is simply forgotten: a push of another body still copies it. */
+        g_assert_nonnull(queue_reserve(q));
+        make_body(body, sizeof body, 7);
+        g_assert_cmpint(queue_push(q, body, sizeof body, 0), ==, 0);
+        g_assert_cmpuint(queue_pull(q, buf, sizeof buf, 0, &stale, &frames), ==, 2 + sizeof body);
+        check_body(buf, sizeof body, 7);
+        g_assert_cmpuint(queue_frames(q), ==, 0);
+}
+
+/* A queue that cannot take a biggest frame reserves nothing, while a small frame still fits. */
+static void test_reserve_full(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[60000];
+
+        g_assert_cmpint(queue_new(0, 0, &q), ==, 0);
+        g_assert_nonnull(queue_reserve(q));
+        while (queue_reserve(q))
+                g_assert_cmpint(queue_push(q, body, sizeof body, 0), ==, 0);
+        g_assert_cmpuint(queue_frames(q), >=, 1);
+        g_assert_cmpint(queue_push(q, body, 100, 0), ==, 0);
+}
+
+/* Joins the pieces of a loan. */
+#define IOV_MAX_TEST 128u
+static struct iovec iov[IOV_MAX_TEST];
+
+static int lend(Queue *q, size_t size, uint8_t *copy, uint64_t now, QueueLoan *ret) {
+        return queue_lend(q, size, copy, iov, IOV_MAX_TEST, now, ret);
+}
+
+static size_t loan_join(const QueueLoan *l, uint8_t *out) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n_iov; i++) {
+                memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
+                n += iov[i].iov_len;
+        }
+        return n;
+}
+
+/* Big frames are lent where they are, small ones copied back to back; they stay queued until returned, and
+ * nothing else is lent or pulled meanwhile. */
+static void test_lend(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[TAPOTUN_FRAME_MAX], copy[256 * 1024], joined[256 * 1024], buf[TAPOTUN_FRAME_MAX];
+        static const size_t lens[] = { 40000, 60, 70, 80, 3000, 65547, 90 };
+        size_t off = 0, frames;
+        uint64_t stale;
+        QueueLoan l, l2;
+
+        g_assert_cmpint(queue_new(4 << 20, 0, &q), ==, 0);
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l), ==, 0);
+        g_assert_cmpuint(l.bytes, ==, 0);
+        g_assert_false(queue_lent(q));
+
+        for (uint32_t i = 0; i < ELEMENTSOF(lens); i++) {
+                make_body(body, lens[i], i);
+                g_assert_cmpint(queue_push(q, body, lens[i], 0), ==, 0);
+        }
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l), ==, 0);
+        g_assert_true(queue_lent(q));
+        g_assert_cmpuint(l.frames, ==, ELEMENTSOF(lens));
+        /* 40000 | 60 70 80 (copied, one piece) | 3000 | 65547 | 90 (copied) */
+        g_assert_cmpuint(l.n_iov, ==, 5);
+        g_assert_true((uint8_t *) iov[1].iov_base == copy);
+        g_assert_cmpuint(iov[1].iov_len, ==, 3 * 2 + 60 + 70 + 80);
+        g_assert_cmpuint(loan_join(&l, joined), ==, l.bytes);
+        for (uint32_t i = 0; i < ELEMENTSOF(lens); i++) {
+                check_body(joined + off, lens[i], i);
+                off += 2 + lens[i];
+        }
+        g_assert_cmpuint(off, ==, l.bytes);
+
+        /* Lent frames are still queued; nothing more is handed out until they return. */
+        g_assert_cmpuint(queue_frames(q), ==, ELEMENTSOF(lens));
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l2), ==, -EBUSY);
+        make_body(body, 500, 99);
+        g_assert_cmpint(queue_push(q, body, 500, 0), ==, 0);
+        g_assert_cmpuint(queue_pull(q, buf, sizeof buf, 0, &stale, &frames), ==, 0);
+        g_assert_false(queue_trim(q));
+
+        queue_return(q);
+        g_assert_false(queue_lent(q));
+        g_assert_cmpuint(queue_frames(q), ==, 1);
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l), ==, 0);
+        g_assert_cmpuint(l.frames, ==, 1);
+        g_assert_cmpuint(loan_join(&l, joined), ==, 502);
+        check_body(joined, 500, 99);
+        queue_return(q);
+        g_assert_cmpuint(queue_frames(q), ==, 0);
+        g_assert_cmpuint(queue_bytes(q), ==, 0);
+}
+
+/* A loan holds only whole frames within its size and its number of pieces. */
+static void test_lend_limits(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[2000], copy[1 << 20];
+        QueueLoan l;
+
+        g_assert_cmpint(queue_new(4 << 20, 0, &q), ==, 0);
+        for (uint32_t i = 0; i < 3; i++)
+                g_assert_cmpint(queue_push(q, body, 2000, 0), ==, 0);
+        g_assert_cmpint(lend(q, 2 * 2002 + 1000, copy, 0, &l), ==, 0);
+        g_assert_cmpuint(l.frames, ==, 2);
+        g_assert_cmpuint(l.bytes, ==, 2 * 2002);
+        queue_return(q);
+        g_assert_cmpuint(queue_frames(q), ==, 1);
+        queue_return(q); /* without a loan: nothing */
+        g_assert_cmpuint(queue_frames(q), ==, 1);
+
+        for (uint32_t i = 0; i < 2 * IOV_MAX_TEST; i++)
+                g_assert_cmpint(queue_push(q, body, 1000, 0), ==, 0);
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l), ==, 0);
+        g_assert_cmpuint(l.n_iov, ==, IOV_MAX_TEST);
+        g_assert_cmpuint(l.frames, ==, IOV_MAX_TEST);
+        queue_return(q);
+        g_assert_cmpuint(queue_frames(q), ==, IOV_MAX_TEST + 1);
+}
+
+/* Growing the ring while frames are lent leaves the lent bytes where they are until the loan returns. */
+static void test_lend_grow(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[50000], copy[256 * 1024], joined[256 * 1024], buf[TAPOTUN_FRAME_MAX];
+        size_t initial, frames, n;
+        uint32_t seq = 0, pulled;
+        uint64_t stale;
+        QueueLoan l;
+
+        g_assert_cmpint(queue_new(8 << 20, 0, &q), ==, 0);
+        initial = queue_capacity(q);
+        for (; seq < 2; seq++) {
+                make_body(body, sizeof body, seq);
+                g_assert_cmpint(queue_push(q, body, sizeof body, 0), ==, 0);
+        }
+        g_assert_cmpint(lend(q, sizeof copy, copy, 0, &l), ==, 0);
+        g_assert_cmpuint(l.frames, ==, 2);
+        /* Twice as big, and again. */
+        for (; seq < 40; seq++) {
+                make_body(body, sizeof body, seq);
+                g_assert_cmpint(queue_push(q, body, sizeof body, 0), ==, 0);
+        }
+        g_assert_cmpuint(queue_capacity(q), >=, 4 * initial);
+        g_assert_cmpuint(loan_join(&l, joined), ==, 2 * (2 + sizeof body));
+        check_body(joined, sizeof body, 0);
+        check_body(joined + 2 + sizeof body, sizeof body, 1);
+        queue_return(q);
+
+        for (pulled = 2; (n = queue_pull(q, buf, sizeof buf, 0, &stale, &frames)) > 0; pulled++) {
+                g_assert_cmpuint(frames, ==, 1);
+                check_body(buf, sizeof body, pulled);
+        }
+        g_assert_cmpuint(pulled, ==, seq);
+}
+
+/* Stale frames are dropped before lending, never while lent. */
+static void test_lend_stale(void) {
+        _cleanup_(queue_freep) Queue *q = NULL;
+        static uint8_t body[1000], copy[256 * 1024], joined[256 * 1024];
+        QueueLoan l;
+
+        g_assert_cmpint(queue_new(1 << 20, 100000, &q), ==, 0);
+        make_body(body, 1000, 1);
+        g_assert_cmpint(queue_push(q, body, 1000, 1000000), ==, 0);
+        make_body(body, 1000, 2);
+        g_assert_cmpint(queue_push(q, body, 1000, 1150000), ==, 0);
+        g_assert_cmpint(lend(q, sizeof copy, copy, 1160000, &l), ==, 0);
+        g_assert_cmpuint(l.stale, ==, 1);
+        g_assert_cmpuint(l.frames, ==, 1);
+        loan_join(&l, joined);
+        check_body(joined, 1000, 2);
+        g_assert_cmpuint(queue_expire(q, 9000000), ==, 0);
+        g_assert_cmpuint(queue_frames(q), ==, 1);
+        queue_return(q);
+        g_assert_cmpuint(queue_frames(q), ==, 0);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/queue/pull/fifo", test_fifo);
@@ -229,5 +432,11 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/queue/push/wrap-random", test_wrap_random);
         g_test_add_func("/queue/push/grow", test_grow);
         g_test_add_func("/queue/trim/after-burst", test_trim);
+        g_test_add_func("/queue/reserve/in-place", test_reserve_in_place);
+        g_test_add_func("/queue/reserve/full", test_reserve_full);
+        g_test_add_func("/queue/lend/pieces", test_lend);
+        g_test_add_func("/queue/lend/limits", test_lend_limits);
+        g_test_add_func("/queue/lend/grow", test_lend_grow);
+        g_test_add_func("/queue/lend/stale", test_lend_stale);
         return g_test_run();
 }
