@@ -35,6 +35,8 @@ struct TapotunTunnel {
 
         /* The TUN's write queue is above its high mark: RX streams were told to pause. */
         bool congested;
+        /* Server: the peer the last packet from the TUN went to, where the next one is read into. */
+        size_t last_to;
 
         /* Client: what the server pushed and was applied. */
         bool configured;

@@ -57,6 +57,8 @@ int manager_new(Manager **ret) {
                 .stream_attach = peer_host_stream_attach,
                 .stream_detach = peer_host_stream_detach,
                 .stream_pull = peer_host_stream_pull,
+                .stream_lend = peer_host_stream_lend,
+                .stream_return = peer_host_stream_return,
                 .stream_receive = iface_host_receive,
                 .take_listen_fd = iface_host_take_listen_fd,
                 .tunnel_n_peers = iface_host_n_peers,

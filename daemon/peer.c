@@ -135,9 +135,13 @@ int peer_send(Peer *p, const void *frame, size_t len) {
         /* Segments for a peer whose TUN lacks an offload the frame uses are built here, one at a time: the
          * loop is single-threaded. */
         static uint8_t gso_buf[GSO_BUF_SIZE];
+        static uint8_t reserved_copy[QUEUE_RESERVE_SIZE];
         int r;
 
         if (gso_frame_needs(frame, len) & ~p->offloads) {
+                /* Segments go where a frame read into the queue lies (iface.c avoids this; be safe). */
+                if (frame == p->reserved && len <= sizeof reserved_copy)
+                        frame = memcpy(reserved_copy, frame, len);
                 r = gso_segment(frame, len, p->offloads, gso_buf, peer_queue_frame, p);
                 if (r == -EBADMSG)
                         peer_count_drop(p, TAPOTUN_DROP_INVALID);
@@ -148,6 +152,11 @@ int peer_send(Peer *p, const void *frame, size_t len) {
         if (p->tx_stream && p->tx_wake)
                 p->tx_wake(p->tx_stream);
         return 0;
+}
+
+uint8_t *peer_reserve(Peer *p) {
+        p->reserved = queue_reserve(p->queue);
+        return p->reserved;
 }
 
 void peer_wake_rx(Peer *p) {
@@ -359,6 +368,7 @@ int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *st
 }
 
 void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason) {
+        peer_host_stream_return(p, stream);
         if (p->tx_stream == stream) {
                 p->tx_stream = NULL;
                 p->tx_wake = NULL;
@@ -375,6 +385,12 @@ void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason) {
                 iface_retired_peer_idle(p->iface);
 }
 
+static void peer_count_tx(Peer *p, uint64_t stale, size_t frames, size_t bytes) {
+        p->stats.drops[TAPOTUN_DROP_STALE] += stale;
+        p->stats.tx_packets += frames;
+        p->stats.tx_bytes += bytes;
+}
+
 ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size) {
         uint64_t stale;
         size_t n, frames;
@@ -385,10 +401,47 @@ ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t si
                 return -EINVAL;
 
         n = queue_pull(p->queue, buf, size, manager_now(p->iface->manager), &stale, &frames);
-        p->stats.drops[TAPOTUN_DROP_STALE] += stale;
-        p->stats.tx_packets += frames;
-        p->stats.tx_bytes += n;
+        if (n == 0 && queue_lent(p->queue))
+                p->loan_waiter = true;
+        peer_count_tx(p, stale, frames, n);
         return (ssize_t) n;
+}
+
+ssize_t peer_host_stream_lend(TapotunPeer *p, void *stream, void *copy, size_t size, struct iovec *iov,
+                              size_t *n_iov) {
+        QueueLoan l;
+        int r;
+
+        if (stream != p->tx_stream || p->retired)
+                return -ESTALE;
+        if (size < TAPOTUN_FRAME_MAX || *n_iov == 0)
+                return -EINVAL;
+
+        r = queue_lend(p->queue, size, copy, iov, *n_iov, manager_now(p->iface->manager), &l);
+        if (r == -EBUSY) {
+                /* A superseded stream's frames are still on their way. */
+                p->loan_waiter = true;
+                *n_iov = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        peer_count_tx(p, l.stale, l.frames, l.bytes);
+        if (l.frames > 0)
+                p->loan_stream = stream;
+        *n_iov = l.n_iov;
+        return (ssize_t) l.bytes;
+}
+
+void peer_host_stream_return(TapotunPeer *p, void *stream) {
+        if (!stream || p->loan_stream != stream)
+                return;
+        queue_return(p->queue);
+        p->loan_stream = NULL;
+        if (p->loan_waiter && p->tx_stream && p->tx_stream != stream) {
+                p->loan_waiter = false;
+                p->tx_wake(p->tx_stream);
+        }
 }
 
 const char *peer_host_name(TapotunPeer *p) {

@@ -46,6 +46,9 @@ struct TapotunPeer {
         bool retired;
 
         Queue *queue;
+        uint8_t *reserved; /* what peer_reserve() last returned */
+        void *loan_stream; /* the stream whose stream_lend() frames are out, NULL when none */
+        bool loan_waiter;  /* a stream was told "nothing" while another one's loan was out */
         void *tx_stream;
         TapotunWakeFn tx_wake;
         RxStream rx[PEER_MAX_RX_STREAMS];
@@ -80,6 +83,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Peer *, peer_free);
 /* Queues a frame body for the remote side and wakes the TX stream. Counts a drop when the queue is
  * full. */
 int peer_send(Peer *p, const void *frame, size_t len);
+/* Room in the queue for reading the next frame into (queue_reserve()), for a peer_send() without a copy;
+ * NULL when it has none now. */
+uint8_t *peer_reserve(Peer *p);
 /* Wakes the RX streams that were paused for congestion. */
 void peer_wake_rx(Peer *p);
 void peer_count_drop(Peer *p, TapotunDropReason reason);
@@ -103,5 +109,8 @@ int peer_host_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *st
                             const char *remote);
 void peer_host_stream_detach(TapotunPeer *p, void *stream, const char *reason);
 ssize_t peer_host_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size);
+ssize_t peer_host_stream_lend(TapotunPeer *p, void *stream, void *copy, size_t size, struct iovec *iov,
+                              size_t *n_iov);
+void peer_host_stream_return(TapotunPeer *p, void *stream);
 const char *peer_host_name(TapotunPeer *p);
 void peer_host_event(TapotunPeer *p, TapotunPeerEvent event, const char *detail);

@@ -107,10 +107,11 @@ struct Tunnel {
         unsigned n_reopen_failures;
 
         TunnelReadHandler on_read;
+        TunnelReadBuffer read_buffer;
         TunnelWritableHandler on_writable;
         void *userdata;
 
-        uint8_t *rbuf; /* TUNNEL_FRAME_MAX + 1, to see oversized reads */
+        uint8_t *rbuf; /* TUNNEL_READ_SIZE */
         TunnelQueue queue;
         GsoGro *gro;                /* allocated by the first tunnel_write_coalesced() */
         sd_event_source *gro_flush; /* writes what gro holds at the end of the loop iteration */
@@ -269,9 +270,12 @@ static void tunnel_count_tx(Tunnel *t, size_t len) {
 
 static int tunnel_read_batch(Tunnel *t) {
         for (unsigned i = 0; i < TUNNEL_READ_BATCH; i++) {
+                uint8_t *buf = t->read_buffer ? t->read_buffer(t, t->userdata) : NULL;
                 ssize_t n;
 
-                n = read(t->fd, t->rbuf, TUNNEL_FRAME_MAX + 1);
+                if (!buf)
+                        buf = t->rbuf;
+                n = read(t->fd, buf, TUNNEL_READ_SIZE);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
@@ -287,7 +291,7 @@ static int tunnel_read_batch(Tunnel *t) {
                 t->stats.rx_packets++;
                 t->stats.rx_bytes += (size_t) n - TAPOTUN_VNET_HDR_SIZE;
                 if (t->on_read)
-                        t->on_read(t, t->rbuf, (size_t) n, t->userdata);
+                        t->on_read(t, buf, (size_t) n, t->userdata);
         }
         return 0;
 }
@@ -509,7 +513,7 @@ int tunnel_new(sd_event *e, Netlink *nl, const char *name, uint32_t wanted_offlo
         t->event = sd_event_ref(e);
         t->netlink = nl;
 
-        t->rbuf = malloc(TUNNEL_FRAME_MAX + 1);
+        t->rbuf = malloc(TUNNEL_READ_SIZE);
         if (!t->rbuf)
                 return -ENOMEM;
 
@@ -558,6 +562,12 @@ void tunnel_set_handlers(Tunnel *t, TunnelReadHandler on_read, TunnelWritableHan
         t->on_read = on_read;
         t->on_writable = on_writable;
         t->userdata = userdata;
+}
+
+void tunnel_set_read_buffer(Tunnel *t, TunnelReadBuffer read_buffer) {
+        assert(t);
+
+        t->read_buffer = read_buffer;
 }
 
 int tunnel_start(Tunnel *t) {

@@ -18,6 +18,12 @@ typedef struct Tunnel Tunnel;
 typedef void (*TunnelReadHandler)(Tunnel *t, const uint8_t *frame, size_t len, void *userdata);
 /* Called when the write queue, after tunnel_write() returned 1, has drained below its low mark. */
 typedef void (*TunnelWritableHandler)(Tunnel *t, void *userdata);
+/* Called before each read for where the packet goes (TUNNEL_READ_SIZE bytes), so that it can be read
+ * straight into the queue of the peer it is likely for; NULL means the tunnel's own buffer. */
+typedef uint8_t *(*TunnelReadBuffer)(Tunnel *t, void *userdata);
+
+/* What a read may take: vnet header, the biggest packet, and one byte more to see oversized ones. */
+#define TUNNEL_READ_SIZE (TAPOTUN_VNET_HDR_SIZE + TAPOTUN_PACKET_MAX + 1u)
 
 /* Creates (or attaches to) the TUN NAME and enables the offloads in WANTED (WIRE_OFFLOAD_* bits) that
  * the kernel accepts, probing down to what it takes. Reading starts with tunnel_start(). */
@@ -34,6 +40,7 @@ int tunnel_set_offloads(Tunnel *t, uint32_t wanted, uint32_t *ret_accepted);
 
 void tunnel_set_handlers(Tunnel *t, TunnelReadHandler on_read, TunnelWritableHandler on_writable,
                          void *userdata);
+void tunnel_set_read_buffer(Tunnel *t, TunnelReadBuffer read_buffer);
 int tunnel_start(Tunnel *t);
 
 /* Writes one frame body (vnet header + IP packet) in one write(). When the TUN is full the frame is kept

@@ -109,7 +109,10 @@ static int mock_stream_attach(TapotunPeer *p, TapotunStreamDirection dir, void *
         return 0;
 }
 
+static void mock_stream_return(TapotunPeer *p, void *stream);
+
 static void mock_stream_detach(TapotunPeer *p, void *stream, const char *reason) {
+        mock_stream_return(p, stream);
         p->n_disconnected++;
         g_free(p->last_reason);
         p->last_reason = g_strdup(reason);
@@ -141,6 +144,44 @@ static ssize_t mock_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t 
                 g_bytes_unref(g_queue_pop_head(&p->tx));
         }
         return (ssize_t) n;
+}
+
+/* As the daemon does: whole frames as pieces of their own (here all in COPY), out until returned. */
+static ssize_t mock_stream_lend(TapotunPeer *p, void *stream, void *copy, size_t size, struct iovec *iov,
+                                size_t *n_iov) {
+        uint8_t *out = copy;
+        size_t n = 0, k = 0;
+
+        if (stream != p->tx_stream)
+                return -ESTALE;
+        g_assert_null(p->loan_stream);
+        while (!g_queue_is_empty(&p->tx) && k < *n_iov) {
+                GBytes *b = g_queue_peek_head(&p->tx);
+                gsize len;
+                const uint8_t *d = g_bytes_get_data(b, &len);
+
+                if (n + 2 + len > size)
+                        break;
+                out[n] = (len - 12) & 0xff;
+                out[n + 1] = (len - 12) >> 8;
+                memcpy(out + n + 2, d, len);
+                iov[k++] = (struct iovec) { out + n, 2 + len };
+                n += 2 + len;
+                g_bytes_unref(g_queue_pop_head(&p->tx));
+        }
+        *n_iov = k;
+        if (n > 0) {
+                p->loan_stream = stream;
+                p->n_lends++;
+        }
+        return (ssize_t) n;
+}
+
+static void mock_stream_return(TapotunPeer *p, void *stream) {
+        if (p->loan_stream != stream)
+                return;
+        p->loan_stream = NULL;
+        p->n_returns++;
 }
 
 static int mock_stream_receive(TapotunPeer *p, void *stream, const void *frame, size_t len) {
@@ -217,6 +258,8 @@ MockHost *mock_host_new(sd_event *e, TapotunIfaceConfig *cfg) {
                 .stream_attach = mock_stream_attach,
                 .stream_detach = mock_stream_detach,
                 .stream_pull = mock_stream_pull,
+                .stream_lend = mock_stream_lend,
+                .stream_return = mock_stream_return,
                 .stream_receive = mock_stream_receive,
                 .take_listen_fd = mock_take_listen_fd,
                 .tunnel_n_peers = mock_tunnel_n_peers,

@@ -23,6 +23,8 @@ struct TapotunPeer {
         char *offload_request;  /* server: x-tun-offload seen on accept; client: response value */
         char *configured_conf;  /* client: x-tun-conf received */
         int configure_result;   /* client: what peer_configure returns (default 0) */
+        void *loan_stream;      /* the stream whose stream_lend() pieces are out */
+        unsigned n_lends, n_returns;
         unsigned n_backoffs;    /* peer_event(TAPOTUN_PEER_BACKOFF) calls */
         char *last_backoff;     /* and the detail of the last one */
 };

@@ -12,9 +12,8 @@ typedef struct GetHandler {
         Server *server;
 } GetHandler;
 
-static void get_stream_send(GetStream *g, const void *data, size_t len) {
+static void get_stream_send_iov(GetStream *g, h2o_iovec_t *bufs, size_t n) {
         Server *s = g->server;
-        h2o_iovec_t buf = h2o_iovec_init(data, len);
 
         g->in_flight = true;
         g->sent_usec = server_now(s);
@@ -23,7 +22,37 @@ static void get_stream_send(GetStream *g, const void *data, size_t len) {
                 (void) sd_event_source_set_time_relative(g->keepalive, s->keepalive_usec);
                 (void) sd_event_source_set_enabled(g->keepalive, SD_EVENT_ONESHOT);
         }
-        h2o_send(g->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+        h2o_send(g->req, bufs, n, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void get_stream_send(GetStream *g, const void *data, size_t len) {
+        h2o_iovec_t buf = h2o_iovec_init(data, len);
+
+        get_stream_send_iov(g, &buf, 1);
+}
+
+/* Takes what is queued: lent by the host where it can, else copied into g->buf. Returns the bytes, or a
+ * negative error from the host. */
+static ssize_t get_stream_take(GetStream *g, h2o_iovec_t *bufs, size_t *n_bufs) {
+        Server *s = g->server;
+        struct iovec iov[GET_IOV_MAX];
+        size_t n_iov = ELEMENTSOF(iov);
+        ssize_t n;
+
+        if (!s->can_lend) {
+                n = s->host->stream_pull(g->peer, g, g->buf, GET_BUF_SIZE);
+                bufs[0] = h2o_iovec_init(g->buf, n > 0 ? (size_t) n : 0);
+                *n_bufs = 1;
+                return n;
+        }
+        n = s->host->stream_lend(g->peer, g, g->buf, GET_BUF_SIZE, iov, &n_iov);
+        if (n <= 0)
+                return n;
+        g->lent = true;
+        for (size_t i = 0; i < n_iov; i++)
+                bufs[i] = h2o_iovec_init(iov[i].iov_base, iov[i].iov_len);
+        *n_bufs = n_iov;
+        return n;
 }
 
 /* Sends the final chunk now, or after the write in flight. G may be gone when this returns. */
@@ -55,12 +84,14 @@ void get_stream_abort(GetStream *g, const char *reason) {
  * client needs the head (x-tun-conf) before anything else can flow. */
 static void get_stream_pump(GetStream *g, bool first) {
         Server *s = g->server;
+        h2o_iovec_t bufs[GET_IOV_MAX];
+        size_t n_bufs = 0;
         ssize_t n;
 
         if (g->in_flight || g->ended)
                 return;
 
-        n = s->host->stream_pull(g->peer, g, g->buf, GET_BUF_SIZE);
+        n = get_stream_take(g, bufs, &n_bufs);
         if (n == -ESTALE) {
                 /* A newer GET took over: what was sent stays sent, the response ends cleanly. */
                 get_stream_end(g, NULL);
@@ -73,7 +104,7 @@ static void get_stream_pump(GetStream *g, bool first) {
                 return;
         }
         if (n > 0)
-                get_stream_send(g, g->buf, (size_t) n);
+                get_stream_send_iov(g, bufs, n_bufs);
         else if (first)
                 get_stream_send(g, frame_keepalive, sizeof frame_keepalive);
 }
@@ -82,6 +113,11 @@ static void on_get_proceed(h2o_generator_t *generator, h2o_req_t *req) {
         GetStream *g = H2O_STRUCT_FROM_MEMBER(GetStream, generator, generator);
 
         g->in_flight = false;
+        if (g->lent) {
+                /* Written: the frames leave the host's queue. */
+                g->lent = false;
+                g->server->host->stream_return(g->peer, g);
+        }
         if (g->ended)
                 h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         else

@@ -680,6 +680,8 @@ static int server_new_role(const TapotunHost *host, TapotunTunnel *t, const Tapo
         s->port = cfg->port;
         s->keepalive_usec = cfg->keepalive_usec;
         s->peer_timeout_usec = cfg->peer_timeout_usec;
+        s->can_lend = host->struct_size > offsetof(TapotunHost, stream_return) && host->stream_lend &&
+                      host->stream_return;
         s->max_connections = cfg->max_connections;
         s->max_puts = cfg->max_puts_per_client;
         s->listen = strdup(cfg->listen ?: "127.0.0.1");

@@ -28,6 +28,7 @@
 #define HEAD_TIMEOUT_USEC (10u * 1000000u)     /* a head must be complete this long after accept */
 #define WRITE_TIMEOUT_USEC (10u * 1000000u)    /* a final response must be written within this */
 #define GET_BUF_SIZE (256u * 1024u)            /* frames pulled per h2o_send */
+#define GET_IOV_MAX 64u                        /* pieces of frames lent per h2o_send */
 #define PUT_READ_SIZE (128u * 1024u)           /* socket read size of a PUT */
 #define ADDR_MAX 64                            /* "[ipv6]:port" */
 #define REMOTE_MAX 192                         /* ADDR_MAX plus " (x-forwarded-for: ...)" */
@@ -87,6 +88,7 @@ struct GetStream {
         TapotunPeer *peer;
         bool attached;
         bool in_flight;          /* an h2o_send() is being written; proceed() continues */
+        bool lent;               /* what is being written was lent by the host (stream_lend) */
         bool ended;              /* the end was sent or is due after the write in flight */
         const char *end_reason;  /* for stream_detach(), NULL for a clean end */
         uint8_t *buf;
@@ -138,6 +140,7 @@ struct Server {
         uint16_t port;
         uint64_t keepalive_usec;
         uint64_t peer_timeout_usec;
+        bool can_lend;           /* the host has stream_lend: the downstream is sent without a copy */
         uint32_t max_connections;
         uint32_t max_puts;
 

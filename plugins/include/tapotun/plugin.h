@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <systemd/sd-event.h>
 
 #define TAPOTUN_PLUGIN_ABI_MAJOR 1u
@@ -215,6 +216,17 @@ typedef struct TapotunHost {
          * away for less than unhealthy_after, else 1 and one line per peer that is not. */
         int (*render_metrics)(TapotunTunnel *t, char **ret_text, size_t *ret_len);
         int (*render_health)(TapotunTunnel *t, char **ret_text, size_t *ret_len);
+
+        /* TX without the copy of stream_pull: whole frames, at most SIZE bytes, as up to *N_IOV pieces in IOV
+         * (*N_IOV is set to the count) that point into the host's queue; small frames are copied into COPY
+         * (SIZE bytes) on the way. The pieces stay valid, and nothing more of this peer is lent or pulled,
+         * until stream_return(); detaching the stream returns them too. Returns the bytes lent, 0 when
+         * nothing is queued (also while another stream's loan is out: this one is woken when it comes
+         * back), -ESTALE when this stream was superseded. A host built before these members existed has a
+         * smaller struct_size: use stream_pull there. */
+        ssize_t (*stream_lend)(TapotunPeer *p, void *stream, void *copy, size_t size, struct iovec *iov,
+                               size_t *n_iov);
+        void (*stream_return)(TapotunPeer *p, void *stream);
 } TapotunHost;
 
 /* ---------------------------------------------------------------------------------------------- */
