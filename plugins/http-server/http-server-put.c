@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The upstream: a PUT whose body (chunked or Content-Length) streams into the frame parser as it
- * arrives. request_body_decode() decodes it in place, at the front of the socket's input buffer, so no
- * copy is kept. */
+ * arrives. request_body_decode() decodes it in place in the socket's input buffer, so no copy is kept. */
 #include <errno.h>
 
 #include "http-server.h"
@@ -92,11 +91,12 @@ static PutResult put_process(Conn *c) {
                 if (in->size == 0)
                         return PUT_MORE;
 
-                r = request_body_decode(&c->head, in->bytes, in->size, &c->body_len);
+                r = request_body_decode(&c->head, in->bytes, in->size, &c->body_fed, &c->body_len);
                 if (r < 0)
                         return put_fail(c, request_head_error(&c->head));
                 c->message_done = r > 0;
-                /* Every raw byte is parsed; only the decoded body at the front is left. */
+                /* Every raw byte is parsed; only the decoded body is left, up to its end. */
+                c->body_len += c->body_fed;
                 in->size = c->body_len;
         }
 }

@@ -119,8 +119,8 @@ struct Conn {
         uint64_t read_usec;      /* CLOCK_MONOTONIC of the last read: the inactivity timer checks it */
         bool message_done;
         FrameParser *frames;
-        size_t body_len;         /* decoded body bytes at the start of the input buffer */
-        size_t body_fed;         /* ... of which the frame parser has seen this many */
+        size_t body_len;         /* the decoded body in the input buffer ends here */
+        size_t body_fed;         /* ... and the frame parser has seen it up to here */
         sd_event_source *wake;
 
         /* our own responses: one write in flight, one queued behind it */

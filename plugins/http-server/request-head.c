@@ -151,12 +151,16 @@ bool request_head_expects_continue(const RequestHead *h, const char *buf) {
         return v && len == strlen("100-continue") && strncasecmp(v, "100-continue", len) == 0;
 }
 
-/* Decoded bytes move to the front of the buffer, which the raw bytes they came from have passed: chunk
- * framing only ever shrinks the stream, so nothing is overwritten before it is parsed. */
+/* The first decoded bytes stay where they are; later ones move down to follow them, to where raw bytes
+ * they came after have been: chunk framing only ever shrinks the stream, so nothing is overwritten before
+ * it is parsed. */
 static int on_body(http_parser *p, const char *at, size_t len) {
         RequestHead *h = p->data;
 
-        memmove(h->out + h->out_len, at, len);
+        if (!h->out)
+                h->out = (char *) at;
+        else if (at != h->out + h->out_len)
+                memmove(h->out + h->out_len, at, len);
         h->out_len += len;
         return 0;
 }
@@ -175,25 +179,28 @@ static const http_parser_settings body_settings = {
         .on_message_complete = on_message_complete,
 };
 
-int request_body_decode(RequestHead *h, char *buf, size_t size, size_t *ret_len) {
+int request_body_decode(RequestHead *h, char *buf, size_t size, size_t *ret_start, size_t *ret_len) {
         enum http_errno e;
+        size_t start;
 
         if (!h->head_done)
                 return -EINVAL;
 
         if (h->body_done) {
-                *ret_len = 0;
+                *ret_start = *ret_len = 0;
                 return 1;
         }
 
-        h->out = buf;
+        h->out = NULL;
         h->out_len = 0;
         (void) http_parser_execute(&h->parser, &body_settings, buf, size);
+        start = h->out ? (size_t) (h->out - buf) : 0;
         h->out = NULL;
 
         e = HTTP_PARSER_ERRNO(&h->parser);
         if (e != HPE_OK && !(e == HPE_PAUSED && h->body_done))
                 return -EBADMSG;
+        *ret_start = start;
         *ret_len = h->out_len;
         return h->body_done;
 }

@@ -63,7 +63,8 @@ const char *request_head_value(const RequestHead *h, const char *buf, const Span
 /* Whether the head carries "Expect: 100-continue". */
 bool request_head_expects_continue(const RequestHead *h, const char *buf);
 
-/* Decodes the next raw body bytes of a tunnel PUT, BUF[0..SIZE), in place: the decoded bytes end up at
- * the front of BUF, *RET_LEN of them. Returns 1 when the body ended (what follows it is not ours and was
- * not decoded), 0 when more is to come, -EBADMSG for a malformed body. */
-int request_body_decode(RequestHead *h, char *buf, size_t size, size_t *ret_len);
+/* Decodes the next raw body bytes of a tunnel PUT, BUF[0..SIZE), in place: the decoded bytes end up in one
+ * piece, BUF[*RET_START..*RET_START + *RET_LEN), where the first of them was (only what follows a chunk
+ * header moves). Returns 1 when the body ended (what follows it is not ours and was not decoded), 0 when
+ * more is to come, -EBADMSG for a malformed body. */
+int request_body_decode(RequestHead *h, char *buf, size_t size, size_t *ret_start, size_t *ret_len);

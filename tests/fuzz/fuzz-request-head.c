@@ -67,15 +67,15 @@ static int head_split(RequestHead *h, const uint8_t *data, size_t size, uint32_t
 /* Decodes BODY whole into OUT; returns the decoder's result. */
 static int body_whole(RequestHead *h, const uint8_t *body, size_t size, uint8_t *out, size_t *ret_len) {
         char *buf = malloc(size + 1);
-        size_t len = 0;
+        size_t start = 0, len = 0;
         int r;
 
         fuzz_check(buf);
         memcpy(buf, body, size);
-        r = request_body_decode(h, buf, size, &len);
+        r = request_body_decode(h, buf, size, &start, &len);
         if (r >= 0) {
-                fuzz_check(len <= size);
-                memcpy(out, buf, len);
+                fuzz_check(start <= size && len <= size - start);
+                memcpy(out, buf + start, len);
                 *ret_len = len;
         }
         free(buf);
@@ -91,7 +91,7 @@ static int body_split(RequestHead *h, const uint8_t *body, size_t size, uint32_t
 
         frame_parser_reset(&frames);
         while (pos < size && r == 0) {
-                size_t step = 1 + xorshift(state) % max, len = 0;
+                size_t step = 1 + xorshift(state) % max, start = 0, len = 0;
                 const uint8_t *d;
                 char *buf;
 
@@ -100,15 +100,15 @@ static int body_split(RequestHead *h, const uint8_t *body, size_t size, uint32_t
                 buf = malloc(step);
                 fuzz_check(buf);
                 memcpy(buf, body + pos, step);
-                r = request_body_decode(h, buf, step, &len);
+                r = request_body_decode(h, buf, step, &start, &len);
                 if (r >= 0) {
                         size_t s = len;
 
-                        fuzz_check(len <= step);
-                        memcpy(out + total, buf, len);
+                        fuzz_check(start <= step && len <= step - start);
+                        memcpy(out + total, buf + start, len);
                         total += len;
 
-                        d = (const uint8_t *) buf;
+                        d = (const uint8_t *) buf + start;
                         while (s > 0 && !frames.error) {
                                 const uint8_t *frame;
                                 size_t flen;
@@ -128,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const size_t step_max[] = { 1, 2, 7, 64, 1500, 20000 };
         RequestHead whole, split;
         uint8_t *out_whole, *out_split;
-        size_t max, len_whole = 0, len_split = 0;
+        size_t max, start_whole = 0, len_whole = 0, len_split = 0;
         uint32_t state;
         char *buf;
         int r, rs;
@@ -194,13 +194,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
                 /* A finished body yields nothing more. */
                 if (r == 1) {
-                        fuzz_check(request_body_decode(&whole, buf, size, &len_whole) == 1);
+                        fuzz_check(request_body_decode(&whole, buf, size, &start_whole, &len_whole) == 1);
                         fuzz_check(len_whole == 0);
                 }
                 free(out_whole);
                 free(out_split);
         } else if (!whole.head_done)
-                fuzz_check(request_body_decode(&whole, buf, size, &len_whole) == -EINVAL);
+                fuzz_check(request_body_decode(&whole, buf, size, &start_whole, &len_whole) == -EINVAL);
 
         free(buf);
         return 0;
