@@ -22,7 +22,7 @@
 #define PLUGIN_NAME "http-client"
 
 /* curl's receive and send buffers, and the PUT's staging buffer: many frames per read()/send(). */
-#define IO_BUFFER_SIZE (256u * 1024u)
+#define IO_BUFFER_SIZE (1024u * 1024u)
 _Static_assert(IO_BUFFER_SIZE >= TAPOTUN_FRAME_MAX, "the staging buffer must hold a whole frame");
 
 #define SOCKET_BUFFER_SIZE (4 * 1024 * 1024)

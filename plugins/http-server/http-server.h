@@ -27,9 +27,9 @@
 
 #define HEAD_TIMEOUT_USEC (10u * 1000000u)     /* a head must be complete this long after accept */
 #define WRITE_TIMEOUT_USEC (10u * 1000000u)    /* a final response must be written within this */
-#define GET_BUF_SIZE (256u * 1024u)            /* frames pulled per h2o_send */
+#define GET_BUF_SIZE (1024u * 1024u)           /* frames pulled per h2o_send */
 #define GET_IOV_MAX 64u                        /* pieces of frames lent per h2o_send */
-#define PUT_READ_SIZE (128u * 1024u)           /* socket read size of a PUT */
+#define PUT_READ_SIZE (512u * 1024u)          /* socket read size of a PUT */
 #define ADDR_MAX 64                            /* "[ipv6]:port" */
 #define REMOTE_MAX 192                         /* ADDR_MAX plus " (x-forwarded-for: ...)" */
 
