@@ -124,25 +124,33 @@ static void mock_stream_detach(TapotunPeer *p, void *stream, const char *reason)
         g_hash_table_remove(p->wakes, stream);
 }
 
+/* Moves the oldest queued frame into OUT as a wire frame when it fits in ROOM bytes; returns its size, or
+ * 0 when nothing is queued or it does not fit. */
+static size_t mock_pop_frame(TapotunPeer *p, uint8_t *out, size_t room) {
+        GBytes *b = g_queue_peek_head(&p->tx);
+        gsize len;
+        const uint8_t *d;
+
+        if (!b)
+                return 0;
+        d = g_bytes_get_data(b, &len);
+        if (2 + len > room)
+                return 0;
+        out[0] = (len - 12) & 0xff;
+        out[1] = (len - 12) >> 8;
+        memcpy(out + 2, d, len);
+        g_bytes_unref(g_queue_pop_head(&p->tx));
+        return 2 + len;
+}
+
 static ssize_t mock_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t size) {
         uint8_t *out = buf;
-        size_t n = 0;
+        size_t n = 0, w;
 
         if (stream != p->tx_stream)
                 return -ESTALE;
-        while (!g_queue_is_empty(&p->tx)) {
-                GBytes *b = g_queue_peek_head(&p->tx);
-                gsize len;
-                const uint8_t *d = g_bytes_get_data(b, &len);
-
-                if (n + 2 + len > size)
-                        break;
-                out[n] = (len - 12) & 0xff;
-                out[n + 1] = (len - 12) >> 8;
-                memcpy(out + n + 2, d, len);
-                n += 2 + len;
-                g_bytes_unref(g_queue_pop_head(&p->tx));
-        }
+        while ((w = mock_pop_frame(p, out + n, size - n)) > 0)
+                n += w;
         return (ssize_t) n;
 }
 
@@ -150,24 +158,14 @@ static ssize_t mock_stream_pull(TapotunPeer *p, void *stream, void *buf, size_t 
 static ssize_t mock_stream_lend(TapotunPeer *p, void *stream, void *copy, size_t size, struct iovec *iov,
                                 size_t *n_iov) {
         uint8_t *out = copy;
-        size_t n = 0, k = 0;
+        size_t n = 0, k = 0, w;
 
         if (stream != p->tx_stream)
                 return -ESTALE;
         g_assert_null(p->loan_stream);
-        while (!g_queue_is_empty(&p->tx) && k < *n_iov) {
-                GBytes *b = g_queue_peek_head(&p->tx);
-                gsize len;
-                const uint8_t *d = g_bytes_get_data(b, &len);
-
-                if (n + 2 + len > size)
-                        break;
-                out[n] = (len - 12) & 0xff;
-                out[n + 1] = (len - 12) >> 8;
-                memcpy(out + n + 2, d, len);
-                iov[k++] = (struct iovec) { out + n, 2 + len };
-                n += 2 + len;
-                g_bytes_unref(g_queue_pop_head(&p->tx));
+        while (k < *n_iov && (w = mock_pop_frame(p, out + n, size - n)) > 0) {
+                iov[k++] = (struct iovec) { out + n, w };
+                n += w;
         }
         *n_iov = k;
         if (n > 0) {
