@@ -31,11 +31,12 @@ static void on_tun_read(Tunnel *t, const uint8_t *frame, size_t len, void *userd
         (void) iface_forward(i, NULL, frame, len);
 }
 
+_Static_assert(QUEUE_RESERVE_SIZE >= TUNNEL_READ_SIZE, "a read into a queue must fit its reservation");
+
 /* Where the next packet from the TUN is read: straight into the queue of the peer it is likely for (a
  * client's server; on a server, the peer the previous packet went to), which saves copying every packet
  * (peer_send() queues it in place). Not for a peer whose TUN lacks an offload ours has: its frames are
  * segmented out of the packet, into that same queue. */
-_Static_assert(QUEUE_RESERVE_SIZE >= TUNNEL_READ_SIZE, "a read into a queue must fit its reservation");
 
 static uint8_t *on_tun_read_buffer(Tunnel *t, void *userdata) {
         Iface *i = userdata;

@@ -140,7 +140,7 @@ int peer_send(Peer *p, const void *frame, size_t len) {
 
         if (gso_frame_needs(frame, len) & ~p->offloads) {
                 /* Segments go where a frame read into the queue lies (iface.c avoids this; be safe). */
-                if (frame == p->reserved && len <= sizeof reserved_copy)
+                if (queue_is_reserved(p->queue, frame) && len <= sizeof reserved_copy)
                         frame = memcpy(reserved_copy, frame, len);
                 r = gso_segment(frame, len, p->offloads, gso_buf, peer_queue_frame, p);
                 if (r == -EBADMSG)
@@ -155,8 +155,7 @@ int peer_send(Peer *p, const void *frame, size_t len) {
 }
 
 uint8_t *peer_reserve(Peer *p) {
-        p->reserved = queue_reserve(p->queue);
-        return p->reserved;
+        return queue_reserve(p->queue);
 }
 
 void peer_wake_rx(Peer *p) {

@@ -46,7 +46,6 @@ struct TapotunPeer {
         bool retired;
 
         Queue *queue;
-        uint8_t *reserved; /* what peer_reserve() last returned */
         void *loan_stream; /* the stream whose stream_lend() frames are out, NULL when none */
         bool loan_waiter;  /* a stream was told "nothing" while another one's loan was out */
         void *tx_stream;

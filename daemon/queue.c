@@ -159,9 +159,13 @@ uint8_t *queue_reserve(Queue *q) {
         return q->reserved;
 }
 
+bool queue_is_reserved(const Queue *q, const void *body) {
+        return body && body == q->reserved;
+}
+
 int queue_push(Queue *q, const void *body, size_t len, uint64_t now) {
         size_t wire = TAPOTUN_LEN_SIZE + len;
-        bool in_place = body == q->reserved && body;
+        bool in_place = queue_is_reserved(q, body);
         Entry *e;
         int r;
 

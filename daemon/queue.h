@@ -37,6 +37,8 @@ size_t queue_pull(Queue *q, void *buf, size_t size, uint64_t now, uint64_t *ret_
  * copying it; any other change to Q forgets the reservation (the room is simply not used). */
 #define QUEUE_RESERVE_SIZE (TAPOTUN_VNET_HDR_SIZE + TAPOTUN_PACKET_MAX + 1u)
 uint8_t *queue_reserve(Queue *q);
+/* Whether BODY is the room queue_reserve() last returned, and still reserved. */
+bool queue_is_reserved(const Queue *q, const void *body);
 
 /* Frames up to this size are copied rather than lent: a piece per ACK would cost more than the copy. */
 #define QUEUE_LEND_COPY_MAX 512u
