@@ -35,7 +35,9 @@ int manager_new(Manager **ret) {
         if (!m)
                 return log_error_errno(ENOMEM, "Out of memory.");
 
-        r = sd_event_default(&m->event);
+        /* Not sd_event_default(): its loop asks the kernel for the thread id on every iteration
+         * (a gettid() per wake-up, to check it runs in its own thread), and nothing here shares it. */
+        r = sd_event_new(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");
         (void) sd_event_set_watchdog(m->event, true);
