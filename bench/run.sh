@@ -567,7 +567,7 @@ ping_pct() {
 settle() {
         local i rtt
         for i in $(seq 30); do
-                rtt=$(ip netns exec "$NS_C" ping -n -c 1 -W 1 "$DST" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p')
+                rtt=$(ping_pct 1 1 50)
                 [ -n "$rtt" ] && awk -v r="$rtt" 'BEGIN { exit !(r < 5) }' && return 0
                 sleep 0.5
         done
