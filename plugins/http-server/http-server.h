@@ -27,7 +27,10 @@
 
 #define HEAD_TIMEOUT_USEC (10u * 1000000u)     /* a head must be complete this long after accept */
 #define WRITE_TIMEOUT_USEC (10u * 1000000u)    /* a final response must be written within this */
-#define GET_BUF_SIZE (1024u * 1024u)           /* frames pulled per h2o_send */
+/* Frames pulled or lent per h2o_send. What h2o has been given cannot be taken back: a GET that stops
+ * reading gets this much late when it reads again, while what still waits in the queue expires (stale).
+ * A quarter of the default queue keeps that small, and is still four 64 KiB super-packets per write. */
+#define GET_BUF_SIZE (256u * 1024u)
 #define GET_IOV_MAX 64u                        /* pieces of frames lent per h2o_send */
 #define PUT_READ_SIZE (512u * 1024u)          /* socket read size of a PUT */
 #define ADDR_MAX 64                            /* "[ipv6]:port" */
