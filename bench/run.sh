@@ -5,7 +5,7 @@
 # DTLS), all between two network namespaces joined by a veth pair. See "Benchmarks" in README.md.
 #
 #     bench/run.sh [--quick] [--out DIR] [--build DIR] [--kinds "veth tapotun-http ..."] [--runs N]
-#                  [--time SECONDS] [--udp-rate RATE]
+#                  [--time SECONDS] [--udp-rate RATE] [--tests "T ..."] [--max-steal PCT]
 #
 # Builds nothing: it runs the daemon of an existing build directory (default ./build). Everything runs
 # in two namespaces created here (underlay 192.0.2.0/24, tunnels 198.51.100.0/24); the processes it
@@ -24,6 +24,8 @@ RUNS=3
 DUR=5
 UDP_RATE=500M
 UDP_LEN=1200
+MAX_STEAL=10
+STEAL_TRIES=3
 ALL_KINDS="veth relay relay-nooffload tapotun-http tapotun-http-nooffload tapotun-nginx-tls wireguard-go openvpn-tcp ocserv-tls ocserv-dtls memory"
 KINDS=$ALL_KINDS
 
@@ -38,6 +40,8 @@ usage: bench/run.sh [OPTIONS]
   --time SECONDS    length of each iperf3 test (default $DUR)
   --udp-rate RATE   iperf3 -b of the UDP tests (default $UDP_RATE)
   --tests "T ..."   subset of: ${TESTS[*]} (default all)
+  --max-steal PCT   repeat a test (at most $STEAL_TRIES times in all, keeping the one with the least steal) while
+                    the hypervisor takes more than PCT % of the CPUs' time during it (default $MAX_STEAL; 100: never)
 EOF
 }
 
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
         --time) DUR=$2; shift ;;
         --udp-rate) UDP_RATE=$2; shift ;;
         --tests) read -r -a TESTS <<<"$2"; shift ;;
+        --max-steal) MAX_STEAL=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench/run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
         esac
@@ -510,15 +515,29 @@ tunnel_ticks() {
         echo $sum
 }
 
+# cpu_jiffies: "steal total" from the cpu line of /proc/stat: the time the hypervisor ran something else
+# while this machine's CPUs wanted to run (steal), and all of the CPUs' time, in clock ticks.
+cpu_jiffies() {
+        awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat
+}
+
+# steal_pct BEFORE AFTER: the share of the CPUs' time between two cpu_jiffies readings that was stolen (%).
+steal_pct() {
+        # shellcheck disable=SC2086
+        set -- $1 $2
+        awk -v s="$(($3 - $1))" -v t="$(($4 - $2))" 'BEGIN { printf "%.1f", (t > 0 ? s * 100 / t : 0) }'
+}
+
 # iperf TAG ARGS...: one iperf3 test from the client namespace to DST. Sets R_GBPS, R_BYTES, R_LOSS, R_CPU
-# (tunnel CPU seconds), R_ERR.
+# (tunnel CPU seconds), R_STEAL (% of the CPUs' time the hypervisor took meanwhile), R_ERR.
 iperf() {
-        local tag=$1 spid cpid t0 t1 json=$WORK/$KIND-$1.json
+        local tag=$1 spid cpid t0 t1 j0 j1 json=$WORK/$KIND-$1.json
         shift
         R_GBPS=
         R_BYTES=0
         R_LOSS=
         R_CPU=
+        R_STEAL=
         R_ERR=
         ip netns exec "$NS_S" iperf3 -s -1 -p $IPERF_PORT >"$WORK/$KIND-$tag-server.log" 2>&1 </dev/null &
         spid=$!
@@ -529,12 +548,15 @@ iperf() {
                 return 1
         fi
         t0=$(tunnel_ticks)
+        j0=$(cpu_jiffies)
         ip netns exec "$NS_C" timeout $((DUR + 30)) iperf3 -c "$DST" -p $IPERF_PORT -t "$DUR" -J \
                 --connect-timeout 5000 "$@" >"$json" 2>"$WORK/$KIND-$tag.err" </dev/null &
         cpid=$!
         PIDS+=("$cpid")
         wait "$cpid"
         t1=$(tunnel_ticks)
+        j1=$(cpu_jiffies)
+        R_STEAL=$(steal_pct "$j0" "$j1")
         wait_for 5 sh -c "! kill -0 $spid 2>/dev/null"
         stop "$spid"
         R_ERR=$(jq -r '.error // empty' "$json" 2>/dev/null)
@@ -582,6 +604,49 @@ stats() {
                        printf "%.3f %.3f %.3f\n", m, v[1], v[NR] }'
 }
 
+# one_test TEST RUN [TRY]: one iperf3 test (with the pings under load during tcp1-fwd). Sets what iperf sets,
+# and R_PING_LOAD.
+one_test() {
+        local t=$1 tag=$1-$2 ppid=
+        [ "${3:-1}" -gt 1 ] && tag+=-try$3
+        R_PING_LOAD=
+        if [ "$t" = tcp1-fwd ]; then
+                ping_pct $((DUR * 50)) 0.02 99 >"$WORK/$KIND-ping-load" &
+                ppid=$!
+                PIDS+=("$ppid")
+        fi
+        # shellcheck disable=SC2086
+        iperf "$tag" ${ARGS[$t]}
+        if [ -n "$ppid" ]; then
+                wait "$ppid"
+                R_PING_LOAD=$(cat "$WORK/$KIND-ping-load")
+        fi
+}
+
+# test_least_steal TEST RUN: one_test, repeated (at most STEAL_TRIES times in all) while the hypervisor took
+# more than MAX_STEAL % of the CPUs' time during it; the attempt with the least steal is kept (its R_*).
+test_least_steal() {
+        local try v keep=
+        declare -A kept=()
+        for try in $(seq "$STEAL_TRIES"); do
+                one_test "$1" "$2" "$try"
+                if [ -z "$keep" ] || { [ -z "$R_ERR" ] && { [ -n "${kept[ERR]}" ] ||
+                        awk -v a="$R_STEAL" -v b="${kept[STEAL]}" 'BEGIN { exit !(a < b) }'; }; }; then
+                        keep=$try
+                        for v in GBPS BYTES LOSS CPU STEAL ERR PING_LOAD; do
+                                eval "kept[$v]=\$R_$v"
+                        done
+                fi
+                [ -n "$R_ERR" ] && break
+                awk -v a="$R_STEAL" -v m="$MAX_STEAL" 'BEGIN { exit !(a <= m) }' && break
+                [ "$try" -lt "$STEAL_TRIES" ] &&
+                        log "$KIND run $2 $1: ${R_GBPS} Gbit/s with steal $R_STEAL% (over $MAX_STEAL%): again"
+        done
+        for v in GBPS BYTES LOSS CPU STEAL ERR PING_LOAD; do
+                eval "R_$v=\${kept[$v]}"
+        done
+}
+
 declare -A ARGS=(
         [tcp1-fwd]=""
         [tcp1-rev]="-R"
@@ -592,7 +657,7 @@ declare -A ARGS=(
 )
 # Columns of results.tsv: each measured quantity as median, min, max.
 QUANTITIES=(tcp1_fwd tcp1_rev tcp8_fwd tcp8_rev udp_fwd udp_fwd_loss udp_rev udp_rev_loss ping_idle ping_load
-            cpu_per_gbit)
+            cpu_per_gbit steal)
 declare -A RES    # RES[kind,quantity] = "median min max"
 declare -A STATUS # ok, partial, or "not measured: why"
 declare -A NOTES
@@ -632,15 +697,10 @@ bench_kind() {
                 vals[ping_idle]+=" $(ping_pct 100 0.02 50)"
                 local cpu_tcp1=0 gbit_tcp1=0
                 for t in "${TESTS[@]}"; do
-                        local ppid=
-                        if [ "$t" = tcp1-fwd ]; then
-                                ping_pct $((DUR * 50)) 0.02 99 >"$WORK/$KIND-ping-load" &
-                                ppid=$!
-                                PIDS+=("$ppid")
-                        fi
-                        # shellcheck disable=SC2086
-                        if iperf "$t-$run" ${ARGS[$t]}; then
+                        test_least_steal "$t" "$run"
+                        if [ -z "$R_ERR" ]; then
                                 vals[${t//-/_}]+=" $R_GBPS"
+                                vals[steal]+=" $R_STEAL"
                                 case $t in
                                 udp-*) vals[${t//-/_}_loss]+=" $R_LOSS" ;;
                                 tcp1-*)
@@ -652,11 +712,8 @@ bench_kind() {
                                 errs+="$t run $run: $R_ERR; "
                                 STATUS[$KIND]=partial
                         fi
-                        if [ -n "$ppid" ]; then
-                                wait "$ppid"
-                                vals[ping_load]+=" $(cat "$WORK/$KIND-ping-load")"
-                        fi
-                        log "$KIND run $run $t: ${R_GBPS:-failed} Gbit/s${R_LOSS:+, loss $R_LOSS%}, tunnel CPU ${R_CPU:--} s"
+                        [ -n "$R_PING_LOAD" ] && vals[ping_load]+=" $R_PING_LOAD"
+                        log "$KIND run $run $t: ${R_GBPS:-failed} Gbit/s${R_LOSS:+, loss $R_LOSS%}, tunnel CPU ${R_CPU:--} s, steal ${R_STEAL:--}%"
                 done
                 if [ "$KIND" != veth ] && awk -v g="$gbit_tcp1" 'BEGIN { exit !(g > 0) }'; then
                         vals[cpu_per_gbit]+=" $(awk -v c="$cpu_tcp1" -v g="$gbit_tcp1" 'BEGIN { printf "%.4f", c / g }')"
@@ -748,8 +805,8 @@ cell() {
         # shellcheck disable=SC2086
         set -- $v
         [ "$1" = - ] && { echo -; return; }
-        if [ "$RUNS" -gt 1 ] && [ "${q%_loss}" != "$q" ]; then
-                # Loss is often near zero: its spread as a share of the median says nothing.
+        if [ "$RUNS" -gt 1 ] && { [ "${q%_loss}" != "$q" ] || [ "$q" = steal ]; }; then
+                # Loss and steal are often near zero: their spread as a share of the median says nothing.
                 awk -v m="$1" -v lo="$2" -v hi="$3" 'BEGIN { printf "%.2f (%.2f-%.2f)", m, lo, hi }'
         elif [ "$RUNS" -gt 1 ]; then
                 awk -v m="$1" -v lo="$2" -v hi="$3" 'BEGIN { if (m > 0) printf "%.2f ~%.0f%%", m, (hi - lo) / m * 100; else printf "%.2f", m }'
@@ -805,9 +862,10 @@ report() {
                 echo "# Gbit/s (iperf3 received); median of $RUNS run(s) of ${DUR} s$([ "$RUNS" -gt 1 ] && echo ", ~N%: spread, (max-min)/median")."
                 echo "# udp: -b $UDP_RATE -l $UDP_LEN -w 4M, received Gbit/s and loss % (median, min-max). ping: RTT ms, median of 100 idle, 99th percentile of the pings during tcp1-fwd."
                 echo "# cpu/Gbit: utime+stime of the tunnel's processes (both ends) per Gbit moved in tcp1 fwd + rev."
+                echo "# steal: % of the CPUs' time the hypervisor gave to others during the kind's iperf3 tests (median); where it is high, that kind's figures are low and spread."
                 echo
                 {
-                        printf 'kind\ttcp1 fwd\ttcp1 rev\ttcp8 fwd\ttcp8 rev\tudp fwd\tloss%%\tudp rev\tloss%%\tping idle\tping p99 load\tcpu s/Gbit\tx veth fwd/rev\n'
+                        printf 'kind\ttcp1 fwd\ttcp1 rev\ttcp8 fwd\ttcp8 rev\tudp fwd\tloss%%\tudp rev\tloss%%\tping idle\tping p99 load\tcpu s/Gbit\tsteal %%\tx veth fwd/rev\n'
                         for k in $KINDS; do
                                 [ "$k" = memory ] && continue
                                 if [ "${STATUS[$k]}" != ok ] && [ "${STATUS[$k]}" != partial ]; then
@@ -816,7 +874,7 @@ report() {
                                 fi
                                 printf '%s' "$k"
                                 for q in tcp1_fwd tcp1_rev tcp8_fwd tcp8_rev udp_fwd udp_fwd_loss udp_rev udp_rev_loss \
-                                         ping_idle ping_load cpu_per_gbit; do
+                                         ping_idle ping_load cpu_per_gbit steal; do
                                         printf '\t%s' "$(cell "$k" $q)"
                                 done
                                 printf '\t%s/%s\n' "$(ratio "$(med "$k" tcp1_fwd)" "$(med veth tcp1_fwd)")" \
@@ -846,6 +904,7 @@ report() {
 install_packages
 META="bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) CPUs '$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)' kernel $(uname -r); build $BUILD; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 log "$META"
+JIFFIES0=$(cpu_jiffies)
 setup_underlay || die "could not create the namespaces and the veth underlay"
 make_pki || log "certificate generation failed (logs/pki.log): nginx, OpenVPN and ocserv are not measured"
 for k in $KINDS; do
@@ -855,5 +914,5 @@ for k in $KINDS; do
                 bench_kind "$k"
         fi
 done
-META+=", at end $(cut -d' ' -f1-3 /proc/loadavg)"
+META+=", at end $(cut -d' ' -f1-3 /proc/loadavg); steal over the run $(steal_pct "$JIFFIES0" "$(cpu_jiffies)")%"
 report
