@@ -626,13 +626,13 @@ one_test() {
 # test_least_steal TEST RUN: one_test, repeated (at most STEAL_TRIES times in all) while the hypervisor took
 # more than MAX_STEAL % of the CPUs' time during it; the attempt with the least steal is kept (its R_*).
 test_least_steal() {
-        local try v keep=
+        local try v
         declare -A kept=()
         for try in $(seq "$STEAL_TRIES"); do
                 one_test "$1" "$2" "$try"
-                if [ -z "$keep" ] || { [ -z "$R_ERR" ] && { [ -n "${kept[ERR]}" ] ||
-                        awk -v a="$R_STEAL" -v b="${kept[STEAL]}" 'BEGIN { exit !(a < b) }'; }; }; then
-                        keep=$try
+                # A failed first attempt ends the repetition, so a later one replaces only a success.
+                if [ "$try" = 1 ] || { [ -z "$R_ERR" ] &&
+                        awk -v a="$R_STEAL" -v b="${kept[STEAL]}" 'BEGIN { exit !(a < b) }'; }; then
                         for v in GBPS BYTES LOSS CPU STEAL ERR PING_LOAD; do
                                 eval "kept[$v]=\$R_$v"
                         done
